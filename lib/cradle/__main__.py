@@ -1,0 +1,5 @@
+import sys
+
+from cradle.cli import main
+
+sys.exit(main())

@@ -1,0 +1,148 @@
+"""The `cradle` command. Every subcommand has --help."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from datetime import date
+
+from cradle.config import ConfigError, EnvConfig, load_env
+
+log = logging.getLogger("cradle")
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("py4j", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date in YYYY-MM-DD form: {text!r}") from None
+
+
+def add_env_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env", default="local", help="environment profile in conf/env (default: local)")
+    parser.add_argument("--lake", default=None, help="lake root, overriding the profile's lake_root")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def add_run_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-date", type=run_date, default=date.today(), help="business date, YYYY-MM-DD")
+    parser.add_argument("--run-id", default=None, help="id recorded in cradle_ops.job_runs (default: new)")
+    parser.add_argument("--full", action="store_true", help="rebuild from scratch instead of incrementally")
+
+
+def job_parser(stage_name: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"jobs/{stage_name}.py", description=f"Run the {stage_name} stage.")
+    add_env_args(parser)
+    add_run_args(parser)
+    return parser
+
+
+# --- subcommands ---------------------------------------------------------------------------
+
+
+def cmd_doctor(args: argparse.Namespace, env: EnvConfig) -> int:
+    from cradle.doctor import run_checks, version_report
+    from cradle.spark import build_spark
+
+    print("Cradle doctor")
+    for name, value in version_report().items():
+        print(f"  {name:<15} {value}")
+    print(f"  {'env':<15} {env.name}, lake {env.lake_root}")
+    checks = run_checks(lambda: build_spark(env, app_name="cradle-doctor"), env)
+    for check in checks:
+        print(f"  [{'ok' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
+    failed = [c for c in checks if not c.ok]
+    if failed or len(checks) < 3:
+        print(f"doctor: {len(failed) or 'some'} check(s) failed", file=sys.stderr)
+        return 1
+    print("doctor: all checks passed")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, env: EnvConfig) -> int:
+    from cradle.pipeline import make_context, run_stages
+    from cradle.spark import build_spark
+
+    spark = build_spark(env, app_name="cradle-run")
+    run_stages(spark, env, args.stages, make_context(env, args.run_date, args.run_id, args.full))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, env: EnvConfig) -> int:
+    from cradle.evals import evaluate
+
+    result = evaluate(args.what, env, args)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    else:
+        for key, value in result.items():
+            print(f"{key}: {value}")
+    return 0 if result.get("passed", True) else 1
+
+
+def cmd_demo(args: argparse.Namespace, env: EnvConfig) -> int:
+    from cradle.demo import run_demo
+
+    return run_demo(env, args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cradle.evals import EVALUATORS
+
+    parser = argparse.ArgumentParser(
+        prog="cradle",
+        description="Cradle: member identity, profiles, segments and forecasts for formula brands.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("doctor", help="check Python, Java, Spark, Delta and the graph engine")
+    add_env_args(p)
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("run", help="run pipeline stages for a date: `cradle run all --run-date D`")
+    p.add_argument("stages", nargs="+", metavar="STAGE", help="stage names in data order, or 'all'")
+    add_env_args(p)
+    add_run_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("eval", help="measure a capability and print its metrics")
+    p.add_argument("what", choices=sorted(EVALUATORS), help="what to evaluate")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--data", default=None, help="input folder (evaluator-specific)")
+    add_env_args(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("demo", help="set up, generate data, run the whole pipeline and show it")
+    add_env_args(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    func: Callable[[argparse.Namespace, EnvConfig], int] = args.func
+    try:
+        env = load_env(args.env, lake=args.lake)
+    except ConfigError as err:
+        print(f"cradle: configuration error:\n{err}", file=sys.stderr)
+        return 2
+    return func(args, env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The pipeline: stages in data order, and the runner every job and `cradle run` share.
+
+A stage is a function ``run(job: Job) -> None`` in its own module, imported only when it
+runs. Stages are listed in the order data flows (sources -> bronze -> silver -> identity
+-> profiles -> segments -> audiences); ``cradle run all`` runs them in this order.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+from pyspark.sql import SparkSession
+
+from cradle.config import EnvConfig
+from cradle.lake import Lake
+from cradle.runs import RunContext, RunRecorder, job_run
+from cradle.spark import build_spark
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a stage receives: Spark, the lake, the environment and the run."""
+
+    spark: SparkSession
+    lake: Lake
+    env: EnvConfig
+    ctx: RunContext
+    run: RunRecorder
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    target: str  # "module:function"
+    description: str
+
+    def load(self) -> Callable[[Job], None]:
+        module, func = self.target.split(":")
+        return getattr(importlib.import_module(module), func)
+
+
+# In data order. Each capability adds its stage here.
+STAGES: tuple[Stage, ...] = ()
+
+
+def stage(name: str) -> Stage:
+    for s in STAGES:
+        if s.name == name:
+            return s
+    known = ", ".join(s.name for s in STAGES) or "none yet"
+    raise KeyError(f"unknown stage {name!r}; stages: {known}, or 'all'")
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def make_context(env: EnvConfig, run_date: date, run_id: str | None, full: bool = False) -> RunContext:
+    return RunContext(env=env.name, run_date=run_date, run_id=run_id or new_run_id(), full=full)
+
+
+def run_stages(spark: SparkSession, env: EnvConfig, names: list[str], ctx: RunContext) -> None:
+    """Run the named stages (or every stage for ``["all"]``) in data order."""
+    selected = list(STAGES) if names == ["all"] else [stage(n) for n in names]
+    lake = Lake(spark, env.lake_root)
+    lake.ensure_databases()
+    for s in selected:
+        func = s.load()
+        with job_run(lake, s.name, ctx) as recorder:
+            func(Job(spark=spark, lake=lake, env=env, ctx=ctx, run=recorder))
+
+
+def main_for_job(stage_name: str, argv: list[str] | None = None) -> int:
+    """Entry point shared by the thin scripts in ``jobs/`` (spark-submit)."""
+    from cradle.cli import job_parser, setup_logging
+    from cradle.config import load_env
+
+    args = job_parser(stage_name).parse_args(argv)
+    setup_logging(args.verbose)
+    env = load_env(args.env, lake=args.lake)
+    spark = build_spark(env, app_name=f"cradle-{stage_name}")
+    run_stages(spark, env, [stage_name], make_context(env, args.run_date, args.run_id, args.full))
+    return 0
