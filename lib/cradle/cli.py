@@ -93,6 +93,12 @@ def cmd_eval(args: argparse.Namespace, env: EnvConfig) -> int:
     return 0 if result.get("passed", True) else 1
 
 
+def cmd_generate(args: argparse.Namespace, env: EnvConfig) -> int:
+    from cradle.generate.cli import run_generate
+
+    return run_generate(args, env)
+
+
 def cmd_demo(args: argparse.Namespace, env: EnvConfig) -> int:
     from cradle.demo import run_demo
 
@@ -124,6 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="input folder (evaluator-specific)")
     add_env_args(p)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("generate", help="write realistic landing files plus ground truth")
+    p.add_argument("--members", type=int, default=3000, help="number of member households")
+    p.add_argument("--days", type=int, default=90, help="days of activity to deliver")
+    p.add_argument("--start", type=run_date, default=date(2026, 1, 1), help="first delivery date")
+    p.add_argument("--seed", type=int, default=7, help="random seed; same seed, same bytes")
+    p.add_argument("--out", default=None, help="landing folder (default: the profile's landing_root)")
+    p.add_argument("--config", default=None, help="generator settings (default: conf/generator.yaml)")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    add_env_args(p)
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("demo", help="set up, generate data, run the whole pipeline and show it")
     add_env_args(p)
