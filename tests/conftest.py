@@ -3,6 +3,7 @@ configured exactly like a job's but on a temporary lake."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from pyspark.sql import SparkSession
 from cradle.config import load_env
 from cradle.lake import Lake
 from cradle.spark import build_spark
+
+# pandas-on-Spark (imported by assertDataFrameEqual) wants this before a session starts.
+os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

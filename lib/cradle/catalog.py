@@ -74,9 +74,7 @@ def table(qualified_name: str) -> Table:
     try:
         return TABLES[qualified_name]
     except KeyError:
-        raise KeyError(
-            f"unknown table {qualified_name!r}; known: {', '.join(sorted(TABLES))}"
-        ) from None
+        raise KeyError(f"unknown table {qualified_name!r}; known: {', '.join(sorted(TABLES))}") from None
 
 
 # --- ops -------------------------------------------------------------------------------

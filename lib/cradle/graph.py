@@ -31,7 +31,7 @@ MAX_ROUNDS = 100
 
 def graphframes_available(spark: SparkSession) -> bool:
     """True when the GraphFrames JVM classes can be loaded by this session."""
-    jvm = spark.sparkContext._jvm  # noqa: SLF001 - the only way to probe the classpath
+    jvm = spark.sparkContext._jvm
     try:
         jvm.java.lang.Class.forName(
             "org.graphframes.GraphFrame", False, jvm.Thread.currentThread().getContextClassLoader()
@@ -127,10 +127,7 @@ def large_small_star(vertices: DataFrame, edges: DataFrame, checkpoint_interval:
     pairs = canonical_edges(edges).checkpoint()
     for round_no in range(1, MAX_ROUNDS + 1):
         nxt = small_star(large_star(pairs))
-        if round_no % checkpoint_interval == 0:
-            nxt = nxt.checkpoint()
-        else:
-            nxt = nxt.localCheckpoint()
+        nxt = nxt.checkpoint() if round_no % checkpoint_interval == 0 else nxt.localCheckpoint()
         # Converged when the edge set no longer changes (a set of stars around minima).
         changed = nxt.exceptAll(pairs).limit(1).count() + pairs.exceptAll(nxt).limit(1).count()
         log.debug("connected components: round %d, changed=%s", round_no, bool(changed))

@@ -48,8 +48,7 @@ class Lake:
         """Create the table (and its database) if missing; registering an existing Delta
         folder again is harmless, so a fresh metastore picks up an existing lake."""
         self.spark.sql(
-            f"CREATE DATABASE IF NOT EXISTS {table.database} "
-            f"LOCATION '{join_uri(self.root, table.layer)}'"
+            f"CREATE DATABASE IF NOT EXISTS {table.database} LOCATION '{join_uri(self.root, table.layer)}'"
         )
         (
             DeltaTable.createIfNotExists(self.spark)

@@ -42,7 +42,6 @@ def spark_conf(env: EnvConfig) -> dict[str, str]:
         "spark.sql.warehouse.dir": env.warehouse_dir,
         # Writes stay in their partition and schemas are explicit; no silent evolution.
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
-        "spark.sql.sources.partitionOverwriteMode": "dynamic",
     }
     jars = local_jars(env.jars_dir)
     if jars:
