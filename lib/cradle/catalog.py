@@ -113,3 +113,171 @@ DOCTOR_PROBE = register(
         keys=("id",),
     )
 )
+
+
+# --- ingestion ---------------------------------------------------------------------------
+
+LANDED_RECORDS = register(
+    Table(
+        name="landed_records",
+        layer="bronze",
+        description=(
+            "Every landed line as delivered, with lineage. Personal data is encrypted from here "
+            "on: the raw line and personal fields are AES-GCM ciphertext."
+        ),
+        schema=schema(
+            ("source", STR, False),
+            ("delivery_date", DATE, False),
+            ("file", STR, False),
+            ("logical_file", STR, False),
+            ("file_version", INT, False),
+            ("file_checksum", STR, False),
+            ("line", INT, False),
+            ("raw_enc", STR),
+            ("fields", T.MapType(STR, STR)),
+            ("parse_error", STR),
+            ("ingest_run_id", STR, False),
+        ),
+        keys=("source", "file", "line"),
+        partition_by=("source", "delivery_date"),
+        protected=("raw_enc",),
+    )
+)
+
+QUARANTINE = register(
+    Table(
+        name="quarantine",
+        layer="bronze",
+        description="Rejected lines with the reason; nothing is dropped silently.",
+        schema=schema(
+            ("source", STR, False),
+            ("delivery_date", DATE, False),
+            ("file", STR, False),
+            ("line", INT, False),
+            ("reason", STR, False),
+            ("reasons", T.ArrayType(STR)),
+            ("raw_masked", STR),
+            ("raw_enc", STR),
+            ("ingest_run_id", STR, False),
+        ),
+        keys=("source", "file", "line"),
+        partition_by=("source",),
+    )
+)
+
+INGEST_MANIFEST = register(
+    Table(
+        name="ingest_manifest",
+        layer="ops",
+        description="Every landing file seen, once: checksum, status and its row accounting.",
+        schema=schema(
+            ("source", STR, False),
+            ("file", STR, False),
+            ("logical_file", STR, False),
+            ("file_version", INT, False),
+            ("delivery_date", DATE, False),
+            ("size", LONG),
+            ("checksum", STR, False),
+            ("encoding", STR),
+            ("status", STR, False),
+            ("reason", STR),
+            ("columns", T.ArrayType(STR)),
+            ("extra_columns", T.ArrayType(STR)),
+            ("rows_read", LONG),
+            ("rows_accepted", LONG),
+            ("rows_quarantined", LONG),
+            ("rows_duplicate", LONG),
+            ("ingest_run_id", STR, False),
+            ("ingested_at", TS),
+        ),
+        keys=("source", "file", "checksum"),
+    )
+)
+
+INGEST_PARTITIONS = register(
+    Table(
+        name="ingest_partitions",
+        layer="ops",
+        description="Event dates each ingest run wrote, so later stages recompute exactly those.",
+        schema=schema(
+            ("ingest_run_id", STR, False),
+            ("run_date", DATE, False),
+            ("source", STR, False),
+            ("event_date", DATE, False),
+            ("rows", LONG),
+            ("is_late", BOOL),
+        ),
+        keys=("ingest_run_id", "source", "event_date"),
+    )
+)
+
+DATA_QUALITY = register(
+    Table(
+        name="data_quality",
+        layer="ops",
+        description=(
+            "Data health per table and day: rows, completeness and validity per field, freshness "
+            "(delivery lag), quarantined and duplicate rows."
+        ),
+        schema=schema(
+            ("table_name", STR, False),
+            ("day", DATE, False),
+            ("metric", STR, False),
+            ("field", STR, False),
+            ("value", DBL),
+            ("ingest_run_id", STR),
+        ),
+        keys=("table_name", "day", "metric", "field"),
+    )
+)
+
+LINEAGE_COLUMNS = schema(
+    ("_file", STR, False),
+    ("_line", INT, False),
+    ("_delivery_date", DATE, False),
+    ("_version", STR, False),
+    ("_row_hash", STR, False),
+    ("_ingest_run_id", STR, False),
+)
+
+
+def source_columns(field_name: str, field_type: str, spark_type: T.DataType) -> list[T.StructField]:
+    """Silver columns for one source field; personal data never appears in plain text."""
+    f = field_name
+    by_type: dict[str, list[tuple[str, T.DataType]]] = {
+        "mobile": [
+            (f"{f}_token", STR),
+            (f"{f}_md5_token", STR),
+            (f"{f}_enc", STR),
+            (f"{f}_masked", STR),
+            (f"{f}_status", STR),
+        ],
+        "md5": [(f"{f}_token", STR)],
+        "name": [(f"{f}_enc", STR), (f"{f}_masked", STR)],
+        "address": [(f"{f}_enc", STR)],
+        "province": [(f, STR), (f"{f}_code", STR)],
+        "city": [(f, STR), (f"{f}_code", STR), (f"{f}_tier", INT)],
+    }
+    return [T.StructField(n, t) for n, t in by_type.get(field_type, [(f, spark_type)])]
+
+
+def source_table(name: str, spec) -> Table:  # spec: cradle.ingest.settings.SourceSpec
+    """The silver table of a landing source, derived from its entry in conf/sources.yaml."""
+    fields: list[T.StructField] = []
+    for field_name, field_spec in spec.fields.items():
+        fields += source_columns(field_name, field_spec.type, field_spec.spark_type())
+    if spec.has_event_date:
+        fields.append(T.StructField("event_date", DATE, False))
+    fields += LINEAGE_COLUMNS.fields
+    protected = tuple(
+        f.name for f in fields if f.name.endswith(("_token", "_enc")) and not f.name.startswith("_")
+    )
+    return Table(
+        name=name,
+        layer="silver",
+        description=spec.description,
+        schema=T.StructType(fields),
+        keys=tuple(f"{k}_token" if spec.fields[k].type == "md5" else k for k in spec.key),
+        partition_by=("event_date",) if spec.has_event_date and spec.partitioned else (),
+        protected=protected,
+    )
