@@ -1,0 +1,189 @@
+"""Typed generator settings (``conf/generator.yaml``) and the run parameters.
+
+Every rate is a probability per the unit its name or comment states; the defaults in the
+YAML are the realistic ones, the model defaults only keep partial test configs short.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from cradle.config import Frozen, conf_dir, load_model, parse_model, read_yaml
+
+LIFE_STAGES = ["preparing", "pregnant", "0-6m", "6-12m", "1-2y", "2-3y", "3-4y", "4-5y",
+               "5-6y", "6y+"]
+PLATFORMS_ECOM = ["tmall", "jd", "pdd", "douyin"]
+PLATFORMS_AD = ["toutiao", "baidu", "weibo", "tencent"]
+PURPOSES = ["marketing_sms", "marketing_wechat", "marketing_app_push", "ad_targeting",
+            "third_party_sharing"]
+DEFECT_KINDS = [
+    "mobile_format", "masked_mobile", "typo", "multi_device", "family_shared_mobile",
+    "store_phone_walkin", "all_zero_device", "test_account", "re_registration",
+    "duplicate_row", "duplicate_file", "corrected_file", "truncated_row", "malformed_row",
+    "impossible_date", "out_of_range", "encoding_gbk", "encoding_bom", "reordered_columns",
+    "added_column", "late_event",
+]
+
+Prob = float
+
+
+class Population(Frozen):
+    tier_share: dict[int, float] = {1: 0.07, 2: 0.20, 3: 0.23, 4: 0.28, 5: 0.22}
+    preparing_share: Prob = 0.08
+    pregnant_share: Prob = 0.22
+    # Age band of the youngest child for households with a baby, in LIFE_STAGES[2:] order.
+    youngest_band_share: list[float] = [0.22, 0.20, 0.24, 0.15, 0.08, 0.05, 0.03, 0.03]
+    second_child_share: Prob = 0.18        # households with a baby that also have an older one
+    pregnant_again_share: Prob = 0.04      # households with a child >= 18 months, pregnant again
+    twin_rate: Prob = 0.015
+    conceive_per_30d: Prob = 0.15          # preparing households that conceive, per 30 days
+    mother_age_mean: float = 30.0
+    mother_age_sd: float = 4.5
+    registered_share: Prob = 0.85          # members already registered before the start
+    registers_later_share: Prob = 0.10     # of the rest: register during the period
+    register_channel_share: dict[str, float] = {"store": 0.45, "wechat": 0.25, "app": 0.1,
+                                                "ecom": 0.1, "hospital": 0.1}
+    wechat_share: Prob = 0.8
+    unionid_missing: Prob = 0.08           # per wechat record
+    app_share: Prob = 0.35
+    ios_share_by_tier: dict[int, float] = {1: 0.5, 2: 0.4, 3: 0.3, 4: 0.2, 5: 0.15}
+    dmp_coverage: Prob = 0.4
+    hospital_signup: Prob = 0.35           # pregnant households signing up for a course
+    formula_share: Prob = 0.85             # households that buy formula at all
+    exclusive_breastfeeding: Prob = 0.3    # of formula households: no formula before 6 months
+
+
+class Consumption(Frozen):
+    days_per_can: dict[int, float] = {0: 25.0, 1: 9.0, 2: 11.0, 3: 15.0, 4: 20.0}
+    cans_mean: float = 2.0                  # cans per purchase (geometric, >= 1)
+    promo_wait_days: int = 7                # purchases due this close to a peak wait for it
+    promo_wait_share: Prob = 0.5
+    promo_qty_factor: float = 2.0
+    festival_stockup_share: Prob = 0.7
+    diapers_share: Prob = 0.5
+    diapers_interval: float = 18.0
+    complementary_share: Prob = 0.45
+    complementary_interval: float = 24.0
+    stroller_share: Prob = 0.35             # around a birth, among non-maternal-buyers
+    toys_per_90d: float = 0.5
+    toys_share: Prob = 0.35
+    base_car_seat_share: Prob = 0.05
+    base_clothing_per_90d: float = 0.1
+
+
+class Channels(Frozen):
+    ecom_share_by_tier: dict[int, float] = {1: 0.55, 2: 0.48, 3: 0.40, 4: 0.30, 5: 0.22}
+    platform_share_by_tier: dict[int, list[float]] = {
+        1: [0.45, 0.35, 0.08, 0.12], 2: [0.42, 0.33, 0.12, 0.13], 3: [0.35, 0.28, 0.20, 0.17],
+        4: [0.28, 0.22, 0.28, 0.22], 5: [0.22, 0.18, 0.35, 0.25]}
+    ka_share_by_tier: dict[int, float] = {1: 0.4, 2: 0.35, 3: 0.25, 4: 0.15, 5: 0.1}
+    walk_in_share: Prob = 0.25              # store orders where the member shows no card
+    walk_in_mobile_typed: Prob = 0.5        # ... and the clerk types the customer's mobile
+    refund_share: Prob = 0.02
+    members_per_store: int = 250
+
+
+class Journey(Frozen):
+    own_share_initial: Prob = 0.55           # ongoing formula buyers already on our brand
+    loyal_share_initial: Prob = 0.8          # ... of whom repeat buyers
+    new_consumer_own: Prob = 0.3             # first formula purchase is ours (no sample)
+    sample_conversion: Prob = 0.55           # first/next purchase is ours after a sample
+    switch_at_transition: Prob = 0.25        # own -> competitor when the formula stage changes
+    switch_with_sample: Prob = 0.08          # ... when a next-stage sample was claimed first
+    win_at_transition: Prob = 0.10           # competitor -> own at a stage change
+    base_switch: Prob = 0.01                 # per purchase, either way
+    sample_competitor: Prob = 0.12           # competitor/new buyers claiming a sample, per purchase
+    sample_transition: Prob = 0.35           # own buyers claiming the next-stage sample
+    sample_pickup_in_store: Prob = 0.7
+
+
+class CoPurchase(Frozen):
+    antecedent: str
+    consequent: str
+    window_days: int = Field(ge=1)
+    confidence: Prob
+
+
+class Consent(Frozen):
+    initial_grant: dict[str, float] = {"marketing_sms": 0.7, "marketing_wechat": 0.8,
+                                       "marketing_app_push": 0.5, "ad_targeting": 0.4,
+                                       "third_party_sharing": 0.2}
+    withdraw_per_30d: Prob = 0.02
+    regrant_per_30d: Prob = 0.01
+
+
+class Dirt(Frozen):
+    """Rates of each defect kind; the unit each rate is per is in the comment."""
+
+    mobile_format: Prob = 0.05        # per rendered mobile value
+    masked_mobile: dict[str, float] = {"tmall": 0.3, "jd": 0.02, "pdd": 0.05, "douyin": 0.3}
+    typo: Prob = 0.02                 # per name/address value
+    multi_device: Prob = 0.06         # per app user: uses 2-3 devices
+    family_shared_mobile: Prob = 0.02  # per household: relative's mobile on store orders
+    store_phone_walkin: Prob = 0.3    # per walk-in store order: the store's phone typed
+    all_zero_device: Prob = 0.03      # per app/ad record
+    test_account: Prob = 0.002        # test accounts per member
+    re_registration: Prob = 0.02      # per registered member: registered twice
+    duplicate_row: Prob = 0.005       # per record
+    duplicate_file: Prob = 0.02       # per file
+    corrected_file: Prob = 0.01       # per file
+    truncated_row: Prob = 0.02        # per non-empty file
+    malformed_row: Prob = 0.001       # per record
+    impossible_date: Prob = 0.002     # per record with a date field
+    out_of_range: Prob = 0.003        # per record with a checkable value
+    encoding_gbk: dict[str, float] = {"pos_orders": 0.4, "hospital_signups": 0.5,
+                                      "crm_members": 0.05, "stores": 0.3, "inventory": 0.3}
+    encoding_bom: Prob = 0.05         # per UTF-8 CSV file
+    reordered_columns: Prob = 0.03    # per CSV file
+    late_event: Prob = 0.02           # per event record: delivered 1-10 days late
+    added_column_from: date = date(2026, 2, 15)   # crm_members gains baby_gender
+
+
+class Settings(Frozen):
+    block_size: int = Field(20_000, ge=100)
+    population: Population = Population()
+    consumption: Consumption = Consumption()
+    channels: Channels = Channels()
+    journey: Journey = Journey()
+    copurchase: list[CoPurchase] = [
+        CoPurchase(antecedent="maternal_formula", consequent="stroller", window_days=60,
+                   confidence=0.3),
+        CoPurchase(antecedent="stroller", consequent="car_seat", window_days=90,
+                   confidence=0.7),
+        CoPurchase(antecedent="toys", consequent="clothing", window_days=30, confidence=0.45),
+    ]
+    consent: Consent = Consent()
+    dirt: Dirt = Dirt()
+    products_change_day: int = 20      # a new SKU is launched on this simulated day
+
+    @model_validator(mode="after")
+    def check(self) -> Settings:
+        cats = {"maternal_formula", "stroller", "car_seat", "toys", "clothing"}
+        for rule in self.copurchase:
+            if rule.antecedent not in cats or rule.consequent not in cats:
+                raise ValueError(f"co-purchase categories must be among {sorted(cats)}")
+        if len(self.population.youngest_band_share) != 8:
+            raise ValueError("population.youngest_band_share needs 8 values (0-6m .. 6y+)")
+        return self
+
+
+class Params(Frozen):
+    """One run: scale, window, seed and output."""
+
+    members: int = Field(ge=1)
+    days: int = Field(ge=1, le=3650)
+    start: date
+    seed: int
+    out: str
+    workers: int = Field(1, ge=1)
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Load ``conf/generator.yaml`` (or ``path``) into :class:`Settings`."""
+    if path is None:
+        return load_model(Settings, "generator.yaml", conf_dir())
+    p = Path(path)
+    return parse_model(Settings, read_yaml(p), p)
