@@ -129,10 +129,8 @@ def formula_purchases(rng: np.random.Generator, s: Settings, people: People, cal
         t[idx] = day + qty * dpc[stage] * rng.lognormal(-0.02, 0.2, k)
         active[:] = False
         active[idx] = t[idx] < end[idx]
-    if out:
-        cols = [np.concatenate(x) for x in zip(*out, strict=True)]
-    else:
-        cols = [np.array([], dtype=np.int64)] * 5
+    empty = [np.array([], dtype=np.int64)] * 5
+    cols = [np.concatenate(x) for x in zip(*out, strict=True)] if out else empty
     ci, day, stage, qty, br = cols
     buys = pd.DataFrame({"pi": pi[ci], "day": day, "stage": stage, "qty": qty, "brand": br})
     sp = [np.concatenate(x) for x in zip(*samples, strict=True)] if samples else [

@@ -224,7 +224,7 @@ def run_block(block: int) -> dict:
 
 def reference_frames(w: World, sales: pd.DataFrame) -> dict[str, pd.DataFrame]:
     s, p = w.settings, w.params
-    days, start = p.days, w.start64
+    days = p.days
     cat = w.catalogue
     prods = []
     for day, launched in [(0, False), (s.products_change_day, True)]:

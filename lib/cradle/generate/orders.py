@@ -35,7 +35,8 @@ def pos_rows(rng: np.random.Generator, s: Settings, people: People, lines: pd.Da
     member = p["reg_day"].to_numpy()[pi] <= day
     shows_card = member & (u_card[pos] >= s.channels.walk_in_share)
     walk_in = ~shows_card
-    typed_own = np.where(shows_card, u_type[pos] < 0.5, u_type[pos] < s.channels.walk_in_mobile_typed)
+    typed_own = np.where(shows_card, u_type[pos] < 0.5,
+                         u_type[pos] < s.channels.walk_in_mobile_typed)
     store_phone = walk_in & ~typed_own & (u_store[pos] < s.dirt.store_phone_walkin)
     # A relative's phone: one fixed relative per affected household.
     shares = rng.random(n) < s.dirt.family_shared_mobile

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, model_validator
 
@@ -27,15 +28,18 @@ DEFECT_KINDS = [
     "added_column", "late_event",
 ]
 
-Prob = float
+Prob = Annotated[float, Field(ge=0.0, le=1.0)]    # a probability
+
+
+# Mutable defaults are safe here: pydantic copies them per instance (hence the RUF012 noqa).
 
 
 class Population(Frozen):
-    tier_share: dict[int, float] = {1: 0.07, 2: 0.20, 3: 0.23, 4: 0.28, 5: 0.22}
+    tier_share: dict[int, Prob] = {1: 0.07, 2: 0.20, 3: 0.23, 4: 0.28, 5: 0.22}  # noqa: RUF012
     preparing_share: Prob = 0.08
     pregnant_share: Prob = 0.22
     # Age band of the youngest child for households with a baby, in LIFE_STAGES[2:] order.
-    youngest_band_share: list[float] = [0.22, 0.20, 0.24, 0.15, 0.08, 0.05, 0.03, 0.03]
+    youngest_band_share: list[float] = [0.22, 0.20, 0.24, 0.15, 0.08, 0.05, 0.03, 0.03]  # noqa: RUF012
     second_child_share: Prob = 0.18        # households with a baby that also have an older one
     pregnant_again_share: Prob = 0.04      # households with a child >= 18 months, pregnant again
     twin_rate: Prob = 0.015
@@ -44,12 +48,12 @@ class Population(Frozen):
     mother_age_sd: float = 4.5
     registered_share: Prob = 0.85          # members already registered before the start
     registers_later_share: Prob = 0.10     # of the rest: register during the period
-    register_channel_share: dict[str, float] = {"store": 0.45, "wechat": 0.25, "app": 0.1,
+    register_channel_share: dict[str, Prob] = {"store": 0.45, "wechat": 0.25, "app": 0.1,  # noqa: RUF012
                                                 "ecom": 0.1, "hospital": 0.1}
     wechat_share: Prob = 0.8
     unionid_missing: Prob = 0.08           # per wechat record
     app_share: Prob = 0.35
-    ios_share_by_tier: dict[int, float] = {1: 0.5, 2: 0.4, 3: 0.3, 4: 0.2, 5: 0.15}
+    ios_share_by_tier: dict[int, Prob] = {1: 0.5, 2: 0.4, 3: 0.3, 4: 0.2, 5: 0.15}  # noqa: RUF012
     dmp_coverage: Prob = 0.4
     hospital_signup: Prob = 0.35           # pregnant households signing up for a course
     formula_share: Prob = 0.85             # households that buy formula at all
@@ -57,7 +61,7 @@ class Population(Frozen):
 
 
 class Consumption(Frozen):
-    days_per_can: dict[int, float] = {0: 25.0, 1: 9.0, 2: 11.0, 3: 15.0, 4: 20.0}
+    days_per_can: dict[int, float] = {0: 25.0, 1: 9.0, 2: 11.0, 3: 15.0, 4: 20.0}  # noqa: RUF012
     cans_mean: float = 2.0                  # cans per purchase (geometric, >= 1)
     promo_wait_days: int = 7                # purchases due this close to a peak wait for it
     promo_wait_share: Prob = 0.5
@@ -75,11 +79,11 @@ class Consumption(Frozen):
 
 
 class Channels(Frozen):
-    ecom_share_by_tier: dict[int, float] = {1: 0.55, 2: 0.48, 3: 0.40, 4: 0.30, 5: 0.22}
-    platform_share_by_tier: dict[int, list[float]] = {
+    ecom_share_by_tier: dict[int, Prob] = {1: 0.55, 2: 0.48, 3: 0.40, 4: 0.30, 5: 0.22}  # noqa: RUF012
+    platform_share_by_tier: dict[int, list[float]] = {  # noqa: RUF012
         1: [0.45, 0.35, 0.08, 0.12], 2: [0.42, 0.33, 0.12, 0.13], 3: [0.35, 0.28, 0.20, 0.17],
         4: [0.28, 0.22, 0.28, 0.22], 5: [0.22, 0.18, 0.35, 0.25]}
-    ka_share_by_tier: dict[int, float] = {1: 0.4, 2: 0.35, 3: 0.25, 4: 0.15, 5: 0.1}
+    ka_share_by_tier: dict[int, Prob] = {1: 0.4, 2: 0.35, 3: 0.25, 4: 0.15, 5: 0.1}  # noqa: RUF012
     walk_in_share: Prob = 0.25              # store orders where the member shows no card
     walk_in_mobile_typed: Prob = 0.5        # ... and the clerk types the customer's mobile
     refund_share: Prob = 0.02
@@ -108,7 +112,7 @@ class CoPurchase(Frozen):
 
 
 class Consent(Frozen):
-    initial_grant: dict[str, float] = {"marketing_sms": 0.7, "marketing_wechat": 0.8,
+    initial_grant: dict[str, Prob] = {"marketing_sms": 0.7, "marketing_wechat": 0.8,  # noqa: RUF012
                                        "marketing_app_push": 0.5, "ad_targeting": 0.4,
                                        "third_party_sharing": 0.2}
     withdraw_per_30d: Prob = 0.02
@@ -119,7 +123,7 @@ class Dirt(Frozen):
     """Rates of each defect kind; the unit each rate is per is in the comment."""
 
     mobile_format: Prob = 0.05        # per rendered mobile value
-    masked_mobile: dict[str, float] = {"tmall": 0.3, "jd": 0.02, "pdd": 0.05, "douyin": 0.3}
+    masked_mobile: dict[str, Prob] = {"tmall": 0.3, "jd": 0.02, "pdd": 0.05, "douyin": 0.3}  # noqa: RUF012
     typo: Prob = 0.02                 # per name/address value
     multi_device: Prob = 0.06         # per app user: uses 2-3 devices
     family_shared_mobile: Prob = 0.02  # per household: relative's mobile on store orders
@@ -134,7 +138,7 @@ class Dirt(Frozen):
     malformed_row: Prob = 0.001       # per record
     impossible_date: Prob = 0.002     # per record with a date field
     out_of_range: Prob = 0.003        # per record with a checkable value
-    encoding_gbk: dict[str, float] = {"pos_orders": 0.4, "hospital_signups": 0.5,
+    encoding_gbk: dict[str, Prob] = {"pos_orders": 0.4, "hospital_signups": 0.5,  # noqa: RUF012
                                       "crm_members": 0.05, "stores": 0.3, "inventory": 0.3}
     encoding_bom: Prob = 0.05         # per UTF-8 CSV file
     reordered_columns: Prob = 0.03    # per CSV file
@@ -148,7 +152,7 @@ class Settings(Frozen):
     consumption: Consumption = Consumption()
     channels: Channels = Channels()
     journey: Journey = Journey()
-    copurchase: list[CoPurchase] = [
+    copurchase: list[CoPurchase] = [  # noqa: RUF012
         CoPurchase(antecedent="maternal_formula", consequent="stroller", window_days=60,
                    confidence=0.3),
         CoPurchase(antecedent="stroller", consequent="car_seat", window_days=90,
