@@ -47,7 +47,9 @@ class Stage:
 
 
 # In data order. Each capability adds its stage here.
-STAGES: tuple[Stage, ...] = ()
+STAGES: tuple[Stage, ...] = (
+    Stage("ingest", "cradle.ingest.stage:run", "landing files -> bronze, quarantine and silver"),
+)
 
 
 def stage(name: str) -> Stage:

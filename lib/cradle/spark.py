@@ -9,6 +9,8 @@ start-up), a checkpoint directory for iterative graph work, and a metastore so t
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -70,6 +72,10 @@ def build_spark(env: EnvConfig, app_name: str = "cradle") -> SparkSession:
         spark = build_spark(load_env("local"))
         spark.table("cradle_ops.job_runs").show()
     """
+    if env.spark.master and env.spark.master.startswith("local"):
+        # Python workers must run the driver's interpreter (with cradle and pyarrow); in
+        # local mode PySpark reads this variable, not spark.pyspark.python.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     if env.spark.master:
         builder = builder.master(env.spark.master)

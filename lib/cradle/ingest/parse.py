@@ -52,9 +52,8 @@ def normalise_header(name: str) -> str:
 
 def parse_file(content: bytes, fmt: Literal["csv", "jsonl"]) -> ParsedFile:
     encoding = detect_encoding(content)
-    if encoding is None:
-        return ParsedFile(encoding=None, error="undecodable: neither UTF-8 nor GBK/GB18030")
-    text = content.decode(encoding)
+    # An undecodable file is still split into lines so every line can be quarantined.
+    text = content.decode(encoding or "utf-8", errors="strict" if encoding else "replace")
     truncated = bool(text) and not text.endswith("\n")
     physical = text.split("\n")
     if not truncated:
@@ -62,6 +61,8 @@ def parse_file(content: bytes, fmt: Literal["csv", "jsonl"]) -> ParsedFile:
     physical = [line.removesuffix("\r") for line in physical]
     parsed = parse_csv(physical) if fmt == "csv" else parse_jsonl(physical)
     parsed.encoding = encoding
+    if encoding is None:
+        parsed.error = "undecodable: neither UTF-8 nor GBK/GB18030"
     if truncated and parsed.lines and parsed.lines[-1].line == len(physical):
         last = parsed.lines[-1]
         parsed.lines[-1] = Line(last.line, last.raw, last.fields, TRUNCATED)
@@ -70,11 +71,15 @@ def parse_file(content: bytes, fmt: Literal["csv", "jsonl"]) -> ParsedFile:
 
 def parse_csv(physical: list[str]) -> ParsedFile:
     if not physical or not physical[0].strip():
-        return ParsedFile(encoding=None, error="empty file: no header line")
+        unread = [Line(n, raw, {}) for n, raw in enumerate(physical[1:], start=2)]
+        return ParsedFile(encoding=None, lines=unread, error="no header line")
     header = [normalise_header(h) for h in next(csv.reader([physical[0]]))]
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
-        return ParsedFile(encoding=None, header=header, error=f"duplicate header column(s): {dupes}")
+        unread = [Line(n, raw, {}) for n, raw in enumerate(physical[1:], start=2)]
+        return ParsedFile(
+            encoding=None, header=header, lines=unread, error=f"duplicate header column(s): {dupes}"
+        )
     out = ParsedFile(encoding=None, header=header)
     for number, raw in enumerate(physical[1:], start=2):
         if raw == "":

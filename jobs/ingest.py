@@ -1,0 +1,14 @@
+"""Ingest landing files into bronze, quarantine and silver for one business date.
+
+    spark-submit --master yarn --deploy-mode cluster \\
+      --py-files dist/cradle-0.1.0-py3-none-any.whl --jars "$(ls .jars/*.jar | paste -sd,)" \\
+      --conf spark.executorEnv.CRADLE_CONF_DIR=./conf --files conf.zip#conf \\
+      jobs/ingest.py --env cluster --run-date 2026-03-01
+"""
+
+import sys
+
+from cradle.pipeline import main_for_job
+
+if __name__ == "__main__":
+    sys.exit(main_for_job("ingest"))
