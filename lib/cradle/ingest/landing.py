@@ -36,10 +36,21 @@ PARSED_SCHEMA = T.StructType(
 )
 
 
-def path_exists(spark: SparkSession, path: str) -> bool:
+def hadoop_fs(spark: SparkSession, path: str) -> tuple[object, object]:
+    """The Hadoop (Path, FileSystem) for ``path``: Hadoop FS has no Python API."""
     jvm = spark.sparkContext._jvm
     hpath = jvm.org.apache.hadoop.fs.Path(path)
-    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(hpath)
+    return hpath, hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def path_exists(spark: SparkSession, path: str) -> bool:
+    hpath, fs = hadoop_fs(spark, path)
+    return bool(fs.exists(hpath))
+
+
+def delete_path(spark: SparkSession, path: str) -> None:
+    hpath, fs = hadoop_fs(spark, path)
+    fs.delete(hpath, True)
 
 
 def list_files(spark: SparkSession, landing_root: str, source: str, pattern: str, up_to: date) -> DataFrame:
