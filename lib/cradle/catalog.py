@@ -265,7 +265,9 @@ def source_table(name: str, spec) -> Table:  # spec: cradle.ingest.settings.Sour
     """The silver table of a landing source, derived from its entry in conf/sources.yaml."""
     fields: list[T.StructField] = []
     for field_name, field_spec in spec.fields.items():
-        fields += source_columns(field_name, field_spec.type, field_spec.spark_type())
+        derived = source_columns(field_name, field_spec.type, field_spec.spark_type())
+        # A delivered field of the same name (stores.city_tier) wins over a derived one.
+        fields += [f for f in derived if f.name == field_name or f.name not in spec.fields]
     if spec.has_event_date:
         fields.append(T.StructField("event_date", DATE, False))
     fields += LINEAGE_COLUMNS.fields

@@ -169,11 +169,13 @@ def to_silver(
                     F.col("alias").alias(f"__{name}_alias"),
                     F.col("code").alias(f"{name}_code"),
                     F.col("std").alias(f"__{name}_std"),
-                    F.col("tier").alias(f"{name}_tier"),
+                    F.col("tier").alias(f"__{name}_tier"),
                 ),
                 F.col(name) == F.col(f"__{name}_alias"),
                 how="left",
             ).withColumn(name, F.coalesce(f"__{name}_std", name))
+            if f"{name}_tier" not in spec.fields:
+                rows = rows.withColumn(f"{name}_tier", F.col(f"__{name}_tier"))
 
     derived: dict[str, Column] = {}
     for name, field_spec in spec.fields.items():
