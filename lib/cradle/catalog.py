@@ -37,7 +37,11 @@ class Table:
         return f"{self.database}.{self.name}"
 
     def __post_init__(self) -> None:
-        names = set(self.schema.fieldNames())
+        all_names = self.schema.fieldNames()
+        repeated = sorted({n for n in all_names if all_names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"table {self.qualified_name}: columns {repeated} appear twice")
+        names = set(all_names)
         missing = [c for c in (*self.keys, *self.partition_by) if c not in names]
         if missing:
             raise ValueError(f"table {self.qualified_name}: keys/partitions {missing} not in schema")
