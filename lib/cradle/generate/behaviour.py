@@ -89,7 +89,9 @@ def formula_purchases(rng: np.random.Generator, s: Settings, people: People, cal
         # Spring Festival: stores shut and couriers stop, so families stock up before.
         shut = closed[day]
         early = day - (fest_off[day] + 2) - rng.integers(0, 5, k)
-        stock = shut & (rng.random(k) < c.festival_stockup_share) & (early > last_day[idx])
+        # ... but not before the need starts (no stage-1 tins for an unborn child).
+        stock = (shut & (rng.random(k) < c.festival_stockup_share) & (early > last_day[idx])
+                 & (early >= start[idx]))
         day = np.where(stock, early, np.where(shut, day + (7 - fest_off[day]), day))
         qty = np.where(stock, qty + 1, qty)
         # A purchase due just before a promotion peak waits for it and buys more.

@@ -105,6 +105,8 @@ def out_of_range(rng: np.random.Generator, df: pd.DataFrame, spec: SourceSpec, r
     if spec.name == "pos_orders":
         hit = choose(rng, np.ones(len(df), dtype=bool), rate)
         qty = rng.random(len(df)) < 0.5
+        # a zero amount (a free sample) cannot be made negative: negate its quantity
+        qty |= df["amount"].astype(str).to_numpy() == "0.00"
         h1, h2 = hit & qty, hit & ~qty
         df.loc[h1, "qty"] = "-" + df.loc[h1, "qty"].astype(str)
         df.loc[h2, "amount"] = "-" + df.loc[h2, "amount"].astype(str)

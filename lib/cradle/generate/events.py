@@ -27,11 +27,15 @@ TEST_MOBILES = np.array(["13800000000", "13900000000", "18888888888", "130000000
 
 def ts_text(start: np.datetime64, ts: np.ndarray) -> np.ndarray:
     """'YYYY-MM-DD HH:MM:SS' for seconds after the start date's midnight."""
-    t = np.datetime64(start, "s") + ts.astype("timedelta64[s]")
+    if len(ts) == 0:
+        return np.array([], dtype=object)
+    t = np.datetime64(start, "s") + np.asarray(ts).astype("timedelta64[s]")
     return np.char.replace(t.astype(str), "T", " ").astype(object)
 
 
 def date_text(start: np.datetime64, day: np.ndarray) -> np.ndarray:
+    if len(day) == 0:
+        return np.array([], dtype=object)
     return (np.datetime64(start, "D") + day.astype("timedelta64[D]")).astype(str).astype(object)
 
 
@@ -513,7 +517,7 @@ def consent(rng: np.random.Generator, s: Settings, people: People, members: pd.D
             rate = np.where(state, s.consent.withdraw_per_30d, s.consent.regrant_per_30d) / 30.0
             t = t + rng.exponential(1.0 / np.maximum(rate, 1e-9))
             change = t < days
-            day = np.floor(t).astype(np.int64)
+            day = np.where(change, np.floor(np.where(change, t, 0)), -1).astype(np.int64)
             truth_frames.append(pd.DataFrame({
                 "pi": mpi[change], "member_id": prim["member_id"].to_numpy()[change],
                 "purpose": pur, "from": since[change], "to": day[change] - 1,

@@ -51,6 +51,8 @@ def scramble(x: np.ndarray, modulus: int, salt: int) -> np.ndarray:
 
 def digits(x: np.ndarray, width: int) -> np.ndarray:
     """Zero-padded decimal strings."""
+    if len(x) == 0:
+        return np.array([], dtype=f"<U{width}")
     return np.char.zfill(x.astype(np.int64).astype(str), width)
 
 

@@ -34,10 +34,10 @@ def make_stores(rng: np.random.Generator, cities: pd.DataFrame, members: int,
     # supermarkets a landline.
     owner = np.char.add(np.array(["173", "176", "178"])[rng.integers(0, 3, n)],
                         digits(scramble(np.arange(n), 10**8, 11), 8))
-    landline = np.char.add("0", np.char.add(digits(rng.integers(10, 999, n), 3),
-                                            np.char.add("-", digits(rng.integers(2_000_0000,
-                                                                               8_999_9999, n),
-                                                                  8))))
+    area = np.array(["10", "20", "21", "22", "23", "24", "25", "27", "28", "29", "311", "351",
+                     "371", "431", "451", "531", "551", "571", "591", "731", "769", "871"])
+    landline = np.char.add(np.char.add("0", area[rng.integers(0, len(area), n)]),
+                           np.char.add("-", digits(rng.integers(2_000_0000, 8_999_9999, n), 8)))
     opened = np.datetime64("2026-01-01") - rng.integers(200, 4000, n).astype("timedelta64[D]")
     return pd.DataFrame({
         "store_id": store_id.astype(object),
