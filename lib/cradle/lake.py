@@ -33,6 +33,7 @@ class Lake:
     def __init__(self, spark: SparkSession, root: str) -> None:
         self.spark = spark
         self.root = root.rstrip("/")
+        self._ensured: set[str] = set()  # metastore round trips are slow; do each once
 
     def path(self, table: Table) -> str:
         return join_uri(self.root, table.layer, table.name)
@@ -47,6 +48,8 @@ class Lake:
     def ensure(self, table: Table) -> None:
         """Create the table (and its database) if missing; registering an existing Delta
         folder again is harmless, so a fresh metastore picks up an existing lake."""
+        if table.qualified_name in self._ensured:
+            return
         self.spark.sql(
             f"CREATE DATABASE IF NOT EXISTS {table.database} LOCATION '{join_uri(self.root, table.layer)}'"
         )
@@ -59,6 +62,7 @@ class Lake:
             .comment(table.description)
             .execute()
         )
+        self._ensured.add(table.qualified_name)
 
     def ensure_all(self) -> None:
         self.ensure_databases()

@@ -107,14 +107,13 @@ def ingest_source(
     job: Job, name: str, spec: SourceSpec, table: Table, keys: Keys, provinces: DataFrame, cities: DataFrame
 ) -> SourceResult:
     spark, lake, ctx = job.spark, job.lake, job.ctx
+    listed = list_files(spark, job.env.landing_root, name, spec.files, ctx.run_date).collect()
+    if not listed:
+        return SourceResult(name, 0, 0, 0, 0, 0)
     manifest = lake.read(INGEST_MANIFEST).where(F.col("source") == name)
     known_rows = manifest.select("file", "logical_file", "checksum", "status", "size").collect()
     seen = {(r["file"], r["size"]) for r in known_rows}
-    listed = [
-        r
-        for r in list_files(spark, job.env.landing_root, name, spec.files, ctx.run_date).collect()
-        if (relative(r["path"], job.env.landing_root), r["size"]) not in seen
-    ]
+    listed = [r for r in listed if (relative(r["path"], job.env.landing_root), r["size"]) not in seen]
     if not listed:
         log.info("%s: no new files", name)
         return SourceResult(name, 0, 0, 0, 0, 0)
