@@ -14,6 +14,8 @@ from cradle.config import EnvConfig
 
 EVALUATORS: dict[str, str] = {
     "graphs": "cradle.evals.graphs:evaluate",
+    "ingest": "cradle.evals.ingest:evaluate",
+    "identity": "cradle.evals.identity:evaluate",
 }
 
 

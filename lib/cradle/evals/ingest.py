@@ -1,0 +1,212 @@
+"""`cradle eval ingest --json`: ingestion accounting, and defects caught versus injected.
+
+Accounting comes from the manifest (every file, rows read = accepted + quarantined +
+duplicates). Where the generator's truth exists (``<landing_root>/_truth/defects.parquet``),
+every injected defect is judged by what ingestion should have done with it:
+
+* quarantined: truncated_row, malformed_row, impossible_date, out_of_range
+* dropped as a duplicate (or quarantined, if the copy is also bad): duplicate_row
+* landed in its own event date: late_event; normalised: mobile_format; flagged: masked_mobile
+* file-level: duplicate_file (no-op), corrected_file (replaces), encoding_gbk / encoding_bom
+  (decoded), reordered_columns (read by name), added_column (kept)
+
+A defect on a line that is also rejected for another defect counts as ``hidden``. Kinds
+that identity resolves (typos, shared phones, placeholder ids, second registrations) are
+listed with their counts and judged by ``cradle eval identity``. ``clean_quarantined``
+counts quarantined lines that carry no quarantine-worthy defect: it must be 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+from functools import reduce
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from cradle.catalog import INGEST_MANIFEST, QUARANTINE
+from cradle.config import EnvConfig
+from cradle.lake import Lake
+
+QUARANTINE_KINDS = ("truncated_row", "malformed_row", "impossible_date", "out_of_range")
+IDENTITY_KINDS = (
+    "typo",
+    "multi_device",
+    "family_shared_mobile",
+    "store_phone_walkin",
+    "all_zero_device",
+    "test_account",
+    "re_registration",
+)
+
+
+def silver_lines(lake: Lake) -> tuple[DataFrame, DataFrame]:
+    """(file, line, event_date, delivery_date) of every silver row, and (file, line, field,
+    status) of every mobile field."""
+    from cradle.ingest.settings import load_sources
+    from cradle.ingest.stage import silver_tables
+
+    specs = load_sources().sources
+    rows, mobiles = [], []
+    for name, table in silver_tables().items():
+        frame = lake.read(table)
+        event = F.col("event_date") if specs[name].has_event_date else F.lit(None).cast("date")
+        rows.append(
+            frame.select(
+                F.col("_file").alias("file"),
+                F.col("_line").alias("line"),
+                event.alias("event_date"),
+                "_delivery_date",
+            )
+        )
+        for field, spec in specs[name].fields.items():
+            if spec.type == "mobile":
+                mobiles.append(
+                    frame.select(
+                        F.col("_file").alias("file"),
+                        F.col("_line").alias("line"),
+                        F.lit(field).alias("field"),
+                        F.col(f"{field}_status").alias("status"),
+                    )
+                )
+    return reduce(DataFrame.unionByName, rows), reduce(DataFrame.unionByName, mobiles)
+
+
+def accounting(manifest: DataFrame) -> dict[str, Any]:
+    totals = manifest.agg(
+        F.count("*").alias("files"),
+        F.sum("rows_read").alias("rows_read"),
+        F.sum("rows_accepted").alias("accepted"),
+        F.sum("rows_quarantined").alias("quarantined"),
+        F.sum("rows_duplicate").alias("duplicates"),
+        F.count(
+            F.when(
+                F.col("rows_read")
+                != F.col("rows_accepted") + F.col("rows_quarantined") + F.col("rows_duplicate"),
+                1,
+            )
+        ).alias("unbalanced_files"),
+    ).first()
+    by_status = {r["status"]: r["count"] for r in manifest.groupBy("status").count().collect()}
+    return {**{k: int(totals[k] or 0) for k in totals.asDict()}, "files_by_status": by_status}
+
+
+def reason_counts(quarantine: DataFrame) -> dict[str, int]:
+    # Strip quoted values so reasons group by kind: "invalid timestamp in paid_at".
+    kind = F.regexp_replace(F.regexp_replace("reason", r": '.*'$", ""), r" at column \d+$", "")
+    return {
+        r["k"]: r["count"]
+        for r in quarantine.groupBy(kind.alias("k")).count().orderBy(F.desc("count")).collect()
+    }
+
+
+def judge_rows(
+    defects: DataFrame, quarantined: DataFrame, silver: DataFrame, mobiles: DataFrame
+) -> DataFrame:
+    rows = defects.where(F.col("line").isNotNull())
+    bad_lines = rows.where(F.col("kind").isin(*QUARANTINE_KINDS)).select("file", "line").distinct()
+    judged = (
+        rows.join(quarantined.withColumn("q", F.lit(True)), ["file", "line"], "left")
+        .join(silver.withColumn("s", F.lit(True)), ["file", "line"], "left")
+        .join(mobiles, ["file", "line", "field"], "left")
+        .join(bad_lines.withColumn("other_bad", F.lit(True)), ["file", "line"], "left")
+    )
+    q, s = F.col("q").isNotNull(), F.col("s").isNotNull()
+    caught = (
+        F.when(F.col("kind").isin(*QUARANTINE_KINDS), q)
+        .when(F.col("kind") == "duplicate_row", ~s)
+        .when(F.col("kind") == "late_event", s & (F.col("event_date") < F.col("_delivery_date")))
+        .when(F.col("kind") == "mobile_format", s & (F.col("status") == "valid"))
+        .when(F.col("kind") == "masked_mobile", s & (F.col("status") == "masked"))
+    )
+    hidden = ~F.col("kind").isin(*QUARANTINE_KINDS, "duplicate_row") & (F.col("other_bad").isNotNull() | ~s)
+    return judged.select("kind", F.coalesce(caught, F.lit(False)).alias("caught"), hidden.alias("hidden"))
+
+
+def judge_files(defects: DataFrame, manifest: DataFrame, landing_root: str) -> DataFrame:
+    files = defects.where(F.col("line").isNull() & ~F.col("kind").isin(*IDENTITY_KINDS)).select(
+        "kind", "file"
+    )
+    m = manifest.select("file", "status", "encoding", "columns", "logical_file")
+    judged = files.join(m, "file", "left")
+    superseded = manifest.where(F.col("status") == "superseded").select("logical_file").distinct()
+    judged = judged.join(superseded.withColumn("orig_superseded", F.lit(True)), "logical_file", "left")
+    ascii_files = {
+        r["file"]
+        for r in judged.where((F.col("kind") == "encoding_gbk") & (F.col("encoding") == "utf-8")).collect()
+        if Path(landing_root, r["file"]).read_bytes().isascii()
+    }
+    caught = (
+        F.when(F.col("kind") == "duplicate_file", F.col("status") == "duplicate")
+        .when(
+            F.col("kind") == "corrected_file",
+            (F.col("status") == "loaded") & F.col("orig_superseded").isNotNull(),
+        )
+        .when(
+            F.col("kind") == "encoding_gbk",
+            (F.col("encoding") == "gb18030") | F.col("file").isin(*ascii_files),
+        )
+        .when(F.col("kind") == "encoding_bom", F.col("encoding") == "utf-8-sig")
+        .when(F.col("kind") == "reordered_columns", F.col("status").isin("loaded", "superseded"))
+        .when(F.col("kind") == "added_column", F.array_contains("columns", "baby_gender"))
+    )
+    return judged.select(
+        "kind", F.coalesce(caught, F.lit(False)).alias("caught"), F.lit(False).alias("hidden")
+    )
+
+
+def evaluate(env: EnvConfig, args: argparse.Namespace) -> dict[str, Any]:
+    from cradle.spark import build_spark
+
+    spark: SparkSession = build_spark(env, app_name="cradle-eval-ingest")
+    lake = Lake(spark, env.lake_root)
+    manifest = lake.read(INGEST_MANIFEST)
+    quarantine = lake.read(QUARANTINE)
+    result: dict[str, Any] = {
+        "accounting": accounting(manifest),
+        "quarantine_reasons": reason_counts(quarantine),
+    }
+    passed = result["accounting"]["unbalanced_files"] == 0
+    truth = Path(args.data or Path(env.landing_root) / "_truth") / "defects.parquet"
+    if truth.exists():
+        defects = spark.read.parquet(str(truth))
+        silver, mobiles = silver_lines(lake)
+        quarantined = quarantine.select("file", "line").distinct()
+        judged = judge_rows(defects, quarantined, silver, mobiles).unionByName(
+            judge_files(defects, manifest, env.landing_root)
+        )
+        kinds = {}
+        for r in (
+            judged.groupBy("kind")
+            .agg(
+                F.count("*").alias("injected"),
+                F.sum(F.col("caught").cast("int")).alias("caught"),
+                F.sum((~F.col("caught") & F.col("hidden")).cast("int")).alias("hidden"),
+            )
+            .collect()
+        ):
+            missed = r["injected"] - r["caught"] - r["hidden"]
+            kinds[r["kind"]] = {
+                "injected": r["injected"],
+                "caught": r["caught"],
+                "hidden": r["hidden"],
+                "missed": missed,
+            }
+        identity = {
+            r["kind"]: r["count"]
+            for r in defects.where(F.col("kind").isin(*IDENTITY_KINDS)).groupBy("kind").count().collect()
+        }
+        bad = defects.where(F.col("kind").isin(*QUARANTINE_KINDS) & F.col("line").isNotNull()).select(
+            "file", "line"
+        )
+        clean_quarantined = quarantined.join(bad, ["file", "line"], "left_anti").count()
+        result["defects"] = kinds
+        result["identity_defects"] = identity
+        result["clean_quarantined"] = clean_quarantined
+        passed = passed and clean_quarantined == 0 and all(k["missed"] == 0 for k in kinds.values())
+    else:
+        result["defects"] = f"no truth at {truth}: generated data only"
+    result["passed"] = passed
+    return result
