@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cradle.generate import events as ev
@@ -34,7 +35,14 @@ from cradle.generate.orders import ecom_rows, money, pos_rows
 from cradle.generate.people import babies_table, life_stage_intervals, make_people
 from cradle.generate.schema import SOURCES, SourceSpec
 from cradle.generate.settings import DEFECT_KINDS, Params, Settings
-from cradle.generate.writers import FilePlan, make_plan, malformed, render, write_source
+from cradle.generate.writers import (
+    FilePlan,
+    make_plan,
+    malformed,
+    render,
+    to_arrow,
+    write_source,
+)
 
 log = logging.getLogger(__name__)
 WORK = "_work"
@@ -78,13 +86,12 @@ def build_world(s: Settings, p: Params) -> World:
 
 def finish_records(w: World, spec: SourceSpec, df: pd.DataFrame, block: int,
                    rng: np.random.Generator, persons: pd.DataFrame | None,
-                   dirty: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+                   dirty: bool = True) -> tuple[pa.Table, pd.DataFrame]:
     """Key, dirt, file assignment and rendering: records → text lines with their truth."""
     df = df.reset_index(drop=True)
-    key = df[spec.key[0]].astype(str)
-    for k in spec.key[1:]:
-        key = key + "|" + df[k].astype(str)
-    df["_key"] = key.to_numpy()
+    key = pc.binary_join_element_wise(*[pc.fill_null(to_arrow(df[k]), "") for k in spec.key],
+                                      "|")
+    df["_key"] = key.to_numpy(zero_copy_only=False)
     df["_edate"] = ev.date_text(w.start64, np.floor_divide(df["_ts"].to_numpy(dtype=np.int64),
                                                            86400))
     if dirty:
@@ -109,11 +116,14 @@ def finish_records(w: World, spec: SourceSpec, df: pd.DataFrame, block: int,
     pi = df["_pi"].to_numpy(dtype=np.int64)
     pid = (np.where(pi >= 0, persons["person_id"].to_numpy()[np.maximum(pi, 0)], None)
            if persons is not None else np.full(len(df), None, dtype=object))
-    rows = pd.DataFrame({
-        "file_idx": fidx.astype(np.int64), "ts": df["_ts"].to_numpy(dtype=np.int64),
-        "rid": df["_rid"].to_numpy(dtype=np.int64), "line": lines,
-        "key": df["_key"].to_numpy(), "person_id": pid, "event_date": df["_edate"].to_numpy(),
-        "block": block})
+    rows = pa.table({
+        "file_idx": pa.array(fidx.astype(np.int64)),
+        "ts": pa.array(df["_ts"].to_numpy(dtype=np.int64)),
+        "rid": pa.array(df["_rid"].to_numpy(dtype=np.int64)), "line": lines,
+        "key": pa.array(df["_key"].to_numpy(dtype=object), type=pa.string()),
+        "person_id": pa.array(pid, type=pa.string()),
+        "event_date": pa.array(df["_edate"].to_numpy(dtype=object), type=pa.string()),
+        "block": pa.array(np.full(len(df), block, dtype=np.int64))})
     found = found.rename(columns={"_rid": "rid"})
     found["rid"] = found["rid"].astype(np.int64)
     found["block"] = block
@@ -122,9 +132,10 @@ def finish_records(w: World, spec: SourceSpec, df: pd.DataFrame, block: int,
     return rows, found
 
 
-def save(df: pd.DataFrame, path: Path) -> None:
+def save(df: pd.DataFrame | pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+    table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
+    pq.write_table(table, path)
 
 
 _WORLD: World | None = None
@@ -299,8 +310,7 @@ def write_one_source(name: str) -> dict:
     assert w is not None
     out = Path(w.params.out)
     src = out / WORK / name
-    rows = pd.concat([pd.read_parquet(f) for f in sorted(src.glob("rows_*.parquet"))],
-                     ignore_index=True)
+    rows = pa.concat_tables([pq.read_table(f) for f in sorted(src.glob("rows_*.parquet"))])
     found = pd.concat([pd.read_parquet(f) for f in sorted(src.glob("defects_*.parquet"))],
                       ignore_index=True)
     plan = w.plan.files[w.plan.files["source"] == name]

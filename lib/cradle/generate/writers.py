@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from cradle.generate.schema import ADDED_COLUMN, SOURCES, SourceSpec
 from cradle.generate.settings import Settings
@@ -91,67 +93,84 @@ def make_plan(rng: np.random.Generator, s: Settings, start: date, days: int) -> 
 
 # --- rendering -----------------------------------------------------------------------------
 
-def csv_cells(v: pd.Series) -> np.ndarray:
+def to_arrow(v: pd.Series) -> pa.Array:
+    """A string column as an Arrow array (nulls kept), for fast vectorised text building."""
+    values = v.to_numpy(dtype=object)
+    try:
+        return pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if pd.isna(x) else str(x) for x in values],
+                        type=pa.string())
+
+
+def csv_cells(v: pd.Series) -> pa.Array:
     """CSV text per value: empty for null, quoted only where needed."""
-    s = v.astype(object).where(v.notna(), "").astype(str)
-    q = s.str.contains('[",\n\r]', regex=True).to_numpy()
-    if q.any():
-        s[q] = '"' + s[q].str.replace('"', '""', regex=False) + '"'
-    return s.to_numpy(dtype=object)
+    s = pc.fill_null(to_arrow(v), "")
+    needs = pc.match_substring_regex(s, '[",\n\r]')
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(s, '"', '""'), '"', "")
+    return pc.if_else(needs, quoted, s)
 
 
-def json_cells(v: pd.Series, raw: bool, numeric: bool = False) -> np.ndarray:
+def json_cells(v: pd.Series, raw: bool, numeric: bool = False) -> pa.Array:
     """JSON text per value: null, a raw fragment, or a string literal."""
-    notna = v.notna().to_numpy()
-    s = v.astype(object).where(v.notna(), "").astype(str)
+    s = to_arrow(v)
     if not raw and not numeric:
-        s = '"' + s.str.replace("\\", "\\\\", regex=False).str.replace('"', '\\"',
-                                                                     regex=False) + '"'
-    return np.where(notna, s.to_numpy(dtype=object), "null")
+        esc = pc.replace_substring(pc.replace_substring(s, "\\", "\\\\"), '"', '\\"')
+        s = pc.binary_join_element_wise('"', esc, '"', "")
+    return pc.fill_null(s, "null")
 
 
-def render(spec: SourceSpec, df: pd.DataFrame, layout: np.ndarray) -> np.ndarray:
+def render(spec: SourceSpec, df: pd.DataFrame, layout: np.ndarray) -> pa.Array:
     """One text line (no line end) per row, in its file's column layout."""
-    lines = np.empty(len(df), dtype=object)
+    if len(df) == 0:
+        return pa.array([], type=pa.string())
     if spec.fmt == "csv":
         cells = {c: csv_cells(df[c]) for c in spec.columns if c in df}
     else:
         cells = {c: json_cells(df[c], c in spec.raw_fields, c in spec.numeric_fields)
                  for c in spec.columns}
+    chunks, where = [], []
     for lay in np.unique(layout):
-        m = layout == lay
+        rows = np.flatnonzero(layout == lay)
+        take = pa.array(rows)
         cols = lay.split("|")
         if spec.fmt == "csv":
-            acc = cells[cols[0]][m]
-            for c in cols[1:]:
-                acc = acc + "," + cells[c][m]
+            acc = pc.binary_join_element_wise(*[cells[c].take(take) for c in cols], ",")
         else:
-            acc = '{"' + cols[0] + '": ' + cells[cols[0]][m]
-            for c in cols[1:]:
-                acc = acc + ', "' + c + '": ' + cells[c][m]
-            acc = acc + "}"
-        lines[m] = acc
-    return lines
+            parts = [pc.binary_join_element_wise(f'"{c}": ', cells[c].take(take), "")
+                     for c in cols]
+            acc = pc.binary_join_element_wise(
+                "{", pc.binary_join_element_wise(*parts, ", "), "}", "")
+        chunks.append(acc)
+        where.append(rows)
+    order = np.empty(len(df), dtype=np.int64)
+    order[np.concatenate(where)] = np.arange(len(df))
+    return pa.concat_arrays(chunks).take(pa.array(order))
 
 
-def malformed(rng: np.random.Generator, spec: SourceSpec, lines: np.ndarray, rate: float
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def malformed(rng: np.random.Generator, spec: SourceSpec, lines: pa.Array, rate: float
+              ) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """Break some lines: a CSV row with a field too few or too many; invalid JSON."""
-    hit = rng.random(len(lines)) < rate
-    idx = np.flatnonzero(hit)
+    idx = np.flatnonzero(rng.random(len(lines)) < rate)
     detail = np.empty(len(idx), dtype=object)
-    for j, i in enumerate(idx):        # only the few broken rows are touched one by one
-        line = lines[i]
+    broken = []
+    for j, line in enumerate(lines.take(pa.array(idx, type=pa.int64())).to_pylist()):
+        # only the few broken rows are touched one by one
         if spec.fmt == "csv":
             if rng.random() < 0.5 and "," in line:
-                lines[i] = line[: line.rfind(",")]
+                broken.append(line[: line.rfind(",")])
                 detail[j] = "one field too few"
             else:
-                lines[i] = line + ",EXTRA"
+                broken.append(line + ",EXTRA")
                 detail[j] = "one field too many"
         else:
-            lines[i] = line[:-1] if rng.random() < 0.5 else line.replace('": ', '" ', 1)
+            broken.append(line[:-1] if rng.random() < 0.5 else line.replace('": ', '" ', 1))
             detail[j] = "invalid JSON"
+    if len(idx):
+        pick = np.arange(len(lines))
+        pick[idx] = len(lines) + np.arange(len(idx))
+        lines = pa.concat_arrays([lines, pa.array(broken, type=pa.string())]).take(
+            pa.array(pick))
     return lines, idx, detail
 
 
@@ -168,15 +187,18 @@ def cut_field(spec: SourceSpec, layout: str, line: str, cut: int) -> str | None:
     return keys[-1] if keys else None
 
 
-def write_source(out: Path, spec: SourceSpec, plan: pd.DataFrame, rows: pd.DataFrame,
+def write_source(out: Path, spec: SourceSpec, plan: pd.DataFrame, rows: pa.Table,
                  row_defects: pd.DataFrame, rng: np.random.Generator
-                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
-    """Write every file of one source. Returns (record_person, defects, counts)."""
-    order = np.lexsort((rows["rid"].to_numpy(), rows["block"].to_numpy(),
-                        rows["ts"].to_numpy(), rows["file_idx"].to_numpy()))
-    rows = rows.iloc[order].reset_index(drop=True)
+                 ) -> tuple[pa.Table, pd.DataFrame, dict[str, int]]:
+    """Write every file of one source. Returns (record_person, defects, counts).
+
+    Lines stay in Arrow buffers; only one file's lines at a time become Python strings.
+    """
+    order = pc.sort_indices(rows, sort_keys=[("file_idx", "ascending"), ("ts", "ascending"),
+                                             ("block", "ascending"), ("rid", "ascending")])
+    rows = rows.take(order)
     fidx = rows["file_idx"].to_numpy()
-    lines_all = rows["line"].to_numpy()
+    lines_col = rows["line"].combine_chunks()
     rp_parts: list[pd.DataFrame] = []
     where_parts: list[pd.DataFrame] = []      # (block, rid) -> primary file and line
     file_defects: list[dict] = []
@@ -185,7 +207,7 @@ def write_source(out: Path, spec: SourceSpec, plan: pd.DataFrame, rows: pd.DataF
     for f in plan.itertuples(index=False):
         lo, hi = np.searchsorted(fidx, [f.file_idx, f.file_idx + 1])
         sel = np.arange(lo, hi)
-        body = lines_all[lo:hi]
+        body = np.array(lines_col.slice(lo, hi - lo).to_pylist(), dtype=object)
         versions = []                           # (path, row positions, truncated?)
         if f.corrected and len(sel) >= 2:
             drop = rng.random(len(sel)) < 0.05
@@ -252,24 +274,27 @@ def write_source(out: Path, spec: SourceSpec, plan: pd.DataFrame, rows: pd.DataF
             file_defects.append(dict(kind="added_column", file=f.path, line=None,
                                      field=ADDED_COLUMN[1], detail="column added"))
     rp = pd.concat(rp_parts, ignore_index=True) if rp_parts else pd.DataFrame(
-        columns=["file", "line", "_pos"])
-    pos = rp["_pos"].to_numpy(dtype=np.int64)
-    record_person = pd.DataFrame({
-        "source": spec.name, "file": rp["file"].astype(str),
-        "line": rp["line"].astype(np.int64),
-        "record_key": rows["key"].to_numpy()[pos],
-        "person_id": rows["person_id"].to_numpy()[pos],
-        "event_date": pd.to_datetime(pd.Series(rows["event_date"].to_numpy()[pos]),
-                                     errors="coerce").dt.date,
+        {"file": pd.Series([], dtype=object), "line": pd.Series([], dtype=np.int64),
+         "_pos": pd.Series([], dtype=np.int64)})
+    pos = pa.array(rp["_pos"].to_numpy(dtype=np.int64))
+    record_person = pa.table({
+        "source": pa.array(np.full(len(rp), spec.name, dtype=object), type=pa.string()),
+        "file": pa.array(rp["file"].to_numpy(dtype=object), type=pa.string()),
+        "line": pa.array(rp["line"].to_numpy(dtype=np.int64)),
+        "record_key": rows["key"].take(pos),
+        "person_id": rows["person_id"].take(pos),
+        "event_date": pc.cast(pc.strptime(rows["event_date"].take(pos), "%Y-%m-%d", "s",
+                                          error_is_null=True), pa.date32()),
     })
     # Row defects sit at the row's first delivered place (the original of a corrected
     # file unless the row was missing from it).
     wh = pd.concat(where_parts, ignore_index=True) if where_parts else pd.DataFrame(
         columns=["file", "line", "_pos", "_first"])
     wh = wh.sort_values(["_pos", "_first"], ascending=[True, False]).drop_duplicates("_pos")
-    wh["block"] = rows["block"].to_numpy()[wh["_pos"].to_numpy(dtype=np.int64)]
-    wh["rid"] = rows["rid"].to_numpy()[wh["_pos"].to_numpy(dtype=np.int64)]
-    wh["person_id"] = rows["person_id"].to_numpy()[wh["_pos"].to_numpy(dtype=np.int64)]
+    at = pa.array(wh["_pos"].to_numpy(dtype=np.int64))
+    wh["block"] = rows["block"].take(at).to_numpy()
+    wh["rid"] = rows["rid"].take(at).to_numpy()
+    wh["person_id"] = rows["person_id"].take(at).to_numpy(zero_copy_only=False)
     rd = row_defects.merge(wh[["block", "rid", "file", "line", "person_id"]],
                            on=["block", "rid"], how="inner")
     fd = pd.DataFrame(file_defects, columns=["kind", "file", "line", "field", "detail"])
@@ -278,5 +303,5 @@ def write_source(out: Path, spec: SourceSpec, plan: pd.DataFrame, rows: pd.DataF
                       ignore_index=True)
     found.insert(1, "source", spec.name)
     found["line"] = found["line"].astype("Int64")
-    counts["rows"] = len(record_person)
+    counts["rows"] = record_person.num_rows
     return record_person, found, counts
