@@ -99,6 +99,24 @@ def cmd_generate(args: argparse.Namespace, env: EnvConfig) -> int:
     return run_generate(args, env)
 
 
+def cmd_tables(args: argparse.Namespace, env: EnvConfig) -> int:
+    from cradle.catalog import TABLES
+    from cradle.config import join_uri
+    from cradle.ingest.stage import silver_tables
+
+    silver_tables()
+    for table in sorted(TABLES.values(), key=lambda t: (LAYER_ORDER.index(t.layer), t.name)):
+        print(f"{table.qualified_name}")
+        print(f"    {table.description}")
+        partitions = ", ".join(table.partition_by) or "-"
+        print(f"    keys: {', '.join(table.keys)}; partitioned by: {partitions}")
+        print(f"    path: {join_uri(env.lake_root, table.layer, table.name)}")
+    return 0
+
+
+LAYER_ORDER = ("bronze", "silver", "gold", "ops")
+
+
 def cmd_demo(args: argparse.Namespace, env: EnvConfig) -> int:
     from cradle.demo import run_demo
 
@@ -141,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     add_env_args(p)
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("tables", help="print the table catalogue: layer, keys, partitioning, path")
+    add_env_args(p)
+    p.set_defaults(func=cmd_tables)
 
     p = sub.add_parser("demo", help="set up, generate data, run the whole pipeline and show it")
     add_env_args(p)
