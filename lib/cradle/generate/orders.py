@@ -11,6 +11,16 @@ from cradle.generate.people import People, digits, scramble
 from cradle.generate.settings import PLATFORMS_ECOM, Settings
 
 ORDER_PREFIX = {"tmall": "T", "jd": "J", "pdd": "D", "douyin": "Y"}
+ORDERS_PER_BLOCK = 10**6      # order sequence numbers reserved per block
+
+
+def order_numbers(block: int, seq: np.ndarray, salt: int) -> np.ndarray:
+    """8-digit order sequence numbers, unique across blocks (10 digits past 100 blocks)."""
+    if len(seq) and seq.max() >= ORDERS_PER_BLOCK:
+        raise ValueError("more orders in one block than reserved; lower block_size")
+    g = block * ORDERS_PER_BLOCK + seq
+    width = 8 if block < 100 else 10
+    return digits(scramble(g, 10**width, salt), width)
 
 
 def money(x: np.ndarray) -> np.ndarray:
@@ -48,7 +58,7 @@ def pos_rows(rng: np.random.Generator, s: Settings, people: People, lines: pd.Da
     mobile = np.where(typed_own, mob, np.where(store_phone,
                                                stores["store_phone"].to_numpy()[store_idx], None))
     order_no = ("P" + pd.Series(store_ids) + pd.Series(
-        digits(scramble(block * 10**7 + seq, 10**8, 201), 8))).to_numpy(dtype=object)
+        order_numbers(block, seq, 201))).to_numpy(dtype=object)
     out = pd.DataFrame({
         "order_no": order_no, "line_no": st["line_no"].astype(str).to_numpy(dtype=object),
         "store_id": store_ids,
@@ -83,7 +93,7 @@ def ecom_rows(rng: np.random.Generator, s: Settings, people: People, lines: pd.D
     ymd = np.char.replace(dates.astype(str), "-", "")
     prefix = np.array([ORDER_PREFIX[x] for x in plat], dtype=object) if m else plat
     order_id = (pd.Series(prefix) + pd.Series(ymd) + pd.Series(
-        digits(scramble(block * 10**7 + orders["order_seq"].to_numpy(), 10**8, 203), 8))
+        order_numbers(block, orders["order_seq"].to_numpy(), 203))
                 ).to_numpy(dtype=object)
     buyer = np.select([plat == x for x in PLATFORMS_ECOM],
                       [p[f"buyer_{x}"].to_numpy()[pi] for x in PLATFORMS_ECOM], None)
