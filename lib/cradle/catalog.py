@@ -287,3 +287,159 @@ def source_table(name: str, spec) -> Table:  # spec: cradle.ingest.settings.Sour
         partition_by=("event_date",) if spec.has_event_date and spec.partitioned else (),
         protected=protected,
     )
+
+
+# --- identity (OneID) ------------------------------------------------------------------
+
+# Delta does not enforce NOT NULL inside arrays, so the element fields are nullable.
+IDENTIFIER_STRUCT = schema(
+    ("value_id", LONG),
+    ("id_type", STR),
+    ("priority", INT),
+    ("value", STR),
+    ("is_verified", BOOL),
+)
+
+IDENTITY_MAP = register(
+    Table(
+        name="identity_map",
+        layer="gold",
+        description=(
+            "Each source record (source, source_key) -> one_id, with validity: the current row has "
+            "valid_to null; a record whose one_id changed keeps its old row, closed on the run date."
+        ),
+        schema=schema(
+            ("source", STR, False),
+            ("source_key", STR, False),
+            ("record_id", LONG, False),
+            ("one_id", STR, False),
+            ("valid_from", DATE, False),
+            ("valid_to", DATE),
+            ("run_id", STR, False),
+        ),
+        keys=("source", "source_key", "valid_from"),
+    )
+)
+
+IDENTITY_RECORDS = register(
+    Table(
+        name="identity_records",
+        layer="gold",
+        description=(
+            "Identity state per record: its identifiers (tokens, never plain values), component "
+            "before and cluster after the split guard, and current one_id; lets a daily run "
+            "recompute only the components that new identifiers touch."
+        ),
+        schema=schema(
+            ("record_id", LONG, False),
+            ("source", STR, False),
+            ("source_key", STR, False),
+            ("_file", STR),
+            ("_line", INT),
+            ("identifiers", T.ArrayType(IDENTIFIER_STRUCT, True)),
+            ("component", LONG, False),
+            ("cluster", LONG, False),
+            ("one_id", STR, False),
+            ("one_id_since", DATE, False),
+            ("run_id", STR, False),
+        ),
+        keys=("record_id",),
+        protected=("identifiers",),
+    )
+)
+
+IDENTITY_VALUES = register(
+    Table(
+        name="identity_values",
+        layer="gold",
+        description="Every identifier value seen: records carrying it, people it joins, link/hub/blocked.",
+        schema=schema(
+            ("value_id", LONG, False),
+            ("id_type", STR, False),
+            ("value", STR, False),
+            ("records", LONG, False),
+            ("persons", LONG, False),
+            ("status", STR, False),
+            ("reason", STR),
+            ("run_id", STR, False),
+        ),
+        keys=("value_id",),
+        protected=("value",),
+    )
+)
+
+IDENTITY_AUDIT = register(
+    Table(
+        name="identity_audit",
+        layer="gold",
+        description="Guard decisions with reasons: blocked values, hubs, split and unresolved components.",
+        schema=schema(
+            ("run_id", STR, False),
+            ("run_date", DATE, False),
+            ("decision", STR, False),
+            ("id_type", STR, False),
+            ("value_id", LONG),
+            ("value", STR),
+            ("component", LONG),
+            ("records", LONG),
+            ("persons", LONG),
+            ("reason", STR),
+        ),
+        keys=("run_id", "decision", "id_type", "value_id", "component"),
+        protected=("value",),
+    )
+)
+
+ONE_ID_MERGES = register(
+    Table(
+        name="one_id_merges",
+        layer="gold",
+        description=(
+            "one_id merges (old id -> surviving id, with the identifier that caused it) and splits "
+            "(old id -> id of the piece split off), per run date."
+        ),
+        schema=schema(
+            ("run_date", DATE, False),
+            ("run_id", STR, False),
+            ("event", STR, False),
+            ("old_one_id", STR, False),
+            ("one_id", STR, False),
+            ("cause_type", STR),
+            ("cause_value", STR),
+            ("records", LONG),
+        ),
+        keys=("run_date", "old_one_id", "one_id"),
+        protected=("cause_value",),
+    )
+)
+
+IDENTITY_GRAPH_STATS = register(
+    Table(
+        name="identity_graph_stats",
+        layer="gold",
+        description="One row per identity run: scope, components, size distribution, guards, merges, splits.",
+        schema=schema(
+            ("run_id", STR, False),
+            ("run_date", DATE, False),
+            ("mode", STR, False),
+            ("engine", STR),
+            ("algorithm", STR),
+            ("ingest_runs", T.ArrayType(STR)),
+            ("records", LONG),
+            ("records_in_scope", LONG),
+            ("values_in_scope", LONG),
+            ("components", LONG),
+            ("singletons", LONG),
+            ("largest", LONG),
+            ("size_distribution", T.MapType(STR, LONG)),
+            ("merges", LONG),
+            ("splits", LONG),
+            ("blocked_values", LONG),
+            ("hubs", LONG),
+            ("split_components", LONG),
+            ("unresolved_components", LONG),
+            ("seconds", DBL),
+        ),
+        keys=("run_id",),
+    )
+)
