@@ -153,7 +153,7 @@ def test_quarantine_reasons(day_one: Lake, spark: SparkSession) -> None:
             3,
             "rule item_qty_and_price_positive failed",
         ),
-        (pos, 4, "amount below minimum 0.01: '-5'"),
+        (pos, 4, "amount below minimum 0: '-5'"),
         (pos, 5, "invalid timestamp in paid_at: '2026-02-30 11:00:00'"),
         (pos, 8, "truncated: the file ends without a newline, so its last line was cut off"),
         (wifi, 2, "file lacks required column(s): mac"),

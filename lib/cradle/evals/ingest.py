@@ -105,7 +105,7 @@ def reason_counts(quarantine: DataFrame) -> dict[str, int]:
 def judge_rows(
     defects: DataFrame, quarantined: DataFrame, silver: DataFrame, mobiles: DataFrame
 ) -> DataFrame:
-    rows = defects.where(F.col("line").isNotNull())
+    rows = defects.where(F.col("line").isNotNull() & ~F.col("kind").isin(*IDENTITY_KINDS))
     bad_lines = rows.where(F.col("kind").isin(*QUARANTINE_KINDS)).select("file", "line").distinct()
     judged = (
         rows.join(quarantined.withColumn("q", F.lit(True)), ["file", "line"], "left")
@@ -131,8 +131,6 @@ def judge_files(defects: DataFrame, manifest: DataFrame, landing_root: str) -> D
     )
     m = manifest.select("file", "status", "encoding", "columns", "logical_file")
     judged = files.join(m, "file", "left")
-    superseded = manifest.where(F.col("status") == "superseded").select("logical_file").distinct()
-    judged = judged.join(superseded.withColumn("orig_superseded", F.lit(True)), "logical_file", "left")
     ascii_files = {
         r["file"]
         for r in judged.where((F.col("kind") == "encoding_gbk") & (F.col("encoding") == "utf-8")).collect()

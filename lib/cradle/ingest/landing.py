@@ -7,8 +7,8 @@ read with Spark's ``binaryFile`` source, and parsed one file per task with
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
-import re
 from collections.abc import Iterator
 from datetime import date
 
@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from cradle.ingest.parse import parse_file
+from cradle.ingest.parse import logical_name, parse_file
 
 DATE_FOLDER = r"/([^/]+)/(\d{4}-\d{2}-\d{2})/([^/]+)$"  # source / delivery date / file
 
@@ -53,37 +53,40 @@ def delete_path(spark: SparkSession, path: str) -> None:
     fs.delete(hpath, True)
 
 
-def list_files(spark: SparkSession, landing_root: str, source: str, pattern: str, up_to: date) -> DataFrame:
-    """Delivered files of ``source`` in date folders up to ``up_to``: path, size, delivery_date, name.
-
-    Only metadata is read here; ``binaryFile`` reads contents only when selected.
-    """
-    folder = f"{landing_root.rstrip('/')}/{source}"
-    schema = "path string, size long, delivery_date date, name string"
-    if not path_exists(spark, folder):
-        return spark.createDataFrame([], schema)
+def list_landing(
+    spark: SparkSession, landing_root: str, up_to: date
+) -> list[tuple[str, str, int, date, str]]:
+    """Delivered files in ``<landing_root>/<source>/<YYYY-MM-DD>/`` folders up to ``up_to``:
+    (source, path, size, delivery_date, name). Only metadata is read: ``binaryFile`` reads
+    contents only when they are selected."""
+    if not path_exists(spark, landing_root):
+        return []
     files = (
         spark.read.format("binaryFile")
         .option("recursiveFileLookup", "true")
-        .load(folder)
-        .select("path", F.col("length").alias("size"))
-        .withColumn("delivery_date", F.try_to_date(F.regexp_extract("path", DATE_FOLDER, 2), "yyyy-MM-dd"))
-        .withColumn("name", F.regexp_extract("path", DATE_FOLDER, 3))
+        .load(landing_root)
+        .select(
+            "path",
+            F.col("length").alias("size"),
+            F.regexp_extract("path", DATE_FOLDER, 1).alias("source"),
+            F.try_to_date(F.regexp_extract("path", DATE_FOLDER, 2), "yyyy-MM-dd").alias("delivery_date"),
+            F.regexp_extract("path", DATE_FOLDER, 3).alias("name"),
+        )
         .where(F.col("delivery_date").isNotNull() & (F.col("delivery_date") <= F.lit(up_to)))
     )
-    # Match the source's pattern on the logical name (delivery markers removed).
-    glob = "^" + re.escape(pattern).replace(r"\*", ".*") + "$"
-    logical = F.regexp_replace(
-        F.regexp_replace("name", r"\.resend$", ""), r"\.(v\d+|resend)(\.[A-Za-z]+)$", "$2"
-    )
-    return files.where(logical.rlike(glob)).select("path", "size", "delivery_date", "name")
+    return [(r["source"], r["path"], r["size"], r["delivery_date"], r["name"]) for r in files.collect()]
 
 
-def parse_partition(batches: Iterator[pd.DataFrame], fmt: str) -> Iterator[pd.DataFrame]:
+def matches(pattern: str, name: str) -> bool:
+    """Whether a delivered file belongs to a source: its logical name matches the pattern."""
+    return fnmatch.fnmatchcase(logical_name(name)[0], pattern)
+
+
+def parse_partition(batches: Iterator[pd.DataFrame], formats: dict[str, str]) -> Iterator[pd.DataFrame]:
     for batch in batches:
         for path, blob in zip(batch["path"], batch["content"], strict=True):
             content = bytes(blob)
-            parsed = parse_file(content, fmt)  # type: ignore[arg-type]
+            parsed = parse_file(content, formats[path])  # type: ignore[arg-type]
             checksum = hashlib.sha256(content).hexdigest()
             file_row = {
                 "path": path,
@@ -113,10 +116,12 @@ def parse_partition(batches: Iterator[pd.DataFrame], fmt: str) -> Iterator[pd.Da
             yield pd.DataFrame([file_row, *records], columns=PARSED_SCHEMA.fieldNames())
 
 
-def parse_files(spark: SparkSession, paths: list[str], fmt: str) -> DataFrame:
-    """One row per file (kind 'file': checksum, encoding, header, file error) and one per line."""
+def parse_files(spark: SparkSession, formats: dict[str, str]) -> DataFrame:
+    """Parse the files at ``formats``' paths ('csv' or 'jsonl' each): one row per file (kind
+    'file': checksum, encoding, header, file error) and one per physical line."""
+    paths = sorted(formats)
     contents = spark.read.format("binaryFile").load(paths).select("path", "content")
     contents = contents.repartition(
         max(1, min(len(paths), spark.sparkContext.defaultParallelism * 4)), "path"
     )
-    return contents.mapInPandas(lambda it: parse_partition(it, fmt), PARSED_SCHEMA)
+    return contents.mapInPandas(lambda it: parse_partition(it, formats), PARSED_SCHEMA)
