@@ -44,6 +44,7 @@ def spark_conf(env: EnvConfig) -> dict[str, str]:
         "spark.sql.warehouse.dir": env.warehouse_dir,
         # Writes stay in their partition and schemas are explicit; no silent evolution.
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        "spark.sql.debug.maxToStringFields": "500",  # silver tables are wide
     }
     jars = local_jars(env.jars_dir)
     if jars:
@@ -62,6 +63,25 @@ def spark_conf(env: EnvConfig) -> dict[str, str]:
         conf["spark.hadoop.hive.metastore.uris"] = env.metastore.uri
     conf.update(env.spark.extra)
     return conf
+
+
+# Warnings that are expected in this setup and say nothing actionable: Delta tables are not
+# Hive SerDe tables; an embedded metastore has no schema version; local checkpoints are
+# deliberate (graph rounds, ingestion flags).
+NOISY_LOGGERS = (
+    "org.apache.spark.sql.hive.HiveExternalCatalog",
+    "org.apache.hadoop.hive.metastore.ObjectStore",
+    "org.apache.hadoop.hive.conf.HiveConf",
+    "org.apache.hadoop.hive.ql.session.SessionState",
+    "org.apache.spark.rdd.MapPartitionsRDD",
+)
+
+
+def quiet_known_noise(spark: SparkSession) -> None:
+    jvm = spark.sparkContext._jvm
+    level = jvm.org.apache.logging.log4j.Level.ERROR
+    for name in NOISY_LOGGERS:
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, level)
 
 
 def build_spark(env: EnvConfig, app_name: str = "cradle") -> SparkSession:
@@ -85,6 +105,7 @@ def build_spark(env: EnvConfig, app_name: str = "cradle") -> SparkSession:
         builder = builder.enableHiveSupport()
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(env.spark.log_level)
+    quiet_known_noise(spark)
     spark.sparkContext.setCheckpointDir(env.checkpoint_dir)
     log.info("Spark %s session for env %r, lake %s", spark.version, env.name, env.lake_root)
     return spark
