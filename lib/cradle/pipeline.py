@@ -49,7 +49,7 @@ class Stage:
 # In data order. Each capability adds its stage here.
 STAGES: tuple[Stage, ...] = (
     Stage("ingest", "cradle.ingest.stage:run", "landing files -> bronze, quarantine and silver"),
-    Stage("identity", "cradle.identity.stage:run", "silver identifiers -> OneID (identity_map, audit, stats)"),
+    Stage("identity", "cradle.identity.stage:run", "silver identifiers -> OneID, audit, graph stats"),
 )
 
 

@@ -263,3 +263,39 @@ def split_components(
     for more in audits[1:]:
         audit = audit.unionByName(more)
     return current, audit
+
+
+def value_status(occurrences: DataFrame, blocked: DataFrame, registry: IdentityConfig) -> DataFrame:
+    """Status of every value in ``occurrences`` (blocked, hub, attribute or link), from
+    these occurrences alone (a full rebuild; the stage adjusts it for incremental runs)."""
+    return with_status(value_stats(with_blocked(occurrences, blocked, registry), registry), registry)
+
+
+def cluster_records(
+    records: DataFrame,
+    occurrences: DataFrame,
+    values: DataFrame,
+    registry: IdentityConfig,
+    engine: Engine,
+    algorithm: Algorithm,
+    checkpoint_interval: int = 1,
+) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """Cluster records through their linking values, with the split guard.
+
+    Returns (clusters: record_id, component, cluster; clustered linking occurrences;
+    split audit). A record without a linking value is a cluster of its own (its record_id).
+    """
+    links = occurrences.join(
+        values.where(F.col("status") == "link").select("value_id"), on="value_id", how="left_semi"
+    )
+    clustered, split_audit = split_components(links, registry, engine, algorithm, checkpoint_interval)
+    clustered = clustered.localCheckpoint()
+    per_record = clustered.groupBy("record_id").agg(
+        F.min("component").alias("component"), F.min("cluster").alias("cluster")
+    )
+    clusters = records.join(per_record, on="record_id", how="left").select(
+        "record_id",
+        F.coalesce(F.col("component"), F.col("record_id")).alias("component"),
+        F.coalesce(F.col("cluster"), F.col("record_id")).alias("cluster"),
+    )
+    return clusters, clustered, split_audit

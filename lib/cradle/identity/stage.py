@@ -32,7 +32,7 @@ from cradle.catalog import (
 )
 from cradle.graph import resolve_engine
 from cradle.identity.graph import identifier_occurrences, records
-from cradle.identity.guards import blocked_list, split_components, value_stats, with_blocked, with_status
+from cradle.identity.guards import blocked_list, cluster_records, value_stats, with_blocked, with_status
 from cradle.identity.settings import load_identity
 from cradle.identity.stable_ids import assign_one_ids, id_events
 from cradle.ingest.protect import load_keys
@@ -98,22 +98,15 @@ def run(job: Job) -> None:
         values = keep_hubs(values, previous_values)
     values = values.localCheckpoint()
 
-    links = scope_occ.join(
-        values.where(F.col("status") == "link").select("value_id"), on="value_id", how="left_semi"
-    )
     engine = resolve_engine(job.spark, job.env.graph.engine)
-    clustered, split_audit = split_components(
-        links, registry, engine, job.env.graph.algorithm, job.env.graph.checkpoint_interval
-    )
-    clustered = clustered.localCheckpoint()
-    per_record = clustered.groupBy("record_id").agg(
-        F.min("component").alias("component"), F.min("cluster").alias("cluster")
-    )
-    clusters = scope_records.join(per_record, on="record_id", how="left").select(
-        "record_id",
-        # A record with no linking identifier is a person of its own.
-        F.coalesce(F.col("component"), F.col("record_id")).alias("component"),
-        F.coalesce(F.col("cluster"), F.col("record_id")).alias("cluster"),
+    clusters, clustered, split_audit = cluster_records(
+        scope_records,
+        scope_occ,
+        values,
+        registry,
+        engine,
+        job.env.graph.algorithm,
+        job.env.graph.checkpoint_interval,
     )
     previous_ids = state.select("record_id", "one_id", "one_id_since")
     assigned = assign_one_ids(clusters, previous_ids, ctx.run_date).localCheckpoint()
