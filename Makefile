@@ -42,7 +42,7 @@ demo: setup
 	$(BIN)/cradle demo
 
 lint: setup
-	$(BIN)/ruff check lib jobs tests bench airflow_dags
+	$(BIN)/ruff check lib jobs tests bench airflow_dags notebooks
 
 test: setup lint
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -2,8 +2,8 @@
 
     spark-submit --master yarn --deploy-mode cluster \\
       --py-files dist/cradle-0.1.0-py3-none-any.whl --jars "$(ls .jars/*.jar | paste -sd,)" \\
-      --conf spark.executorEnv.CRADLE_CONF_DIR=./conf --files conf.zip#conf \\
-      jobs/ingest.py --env cluster --run-date 2026-03-01
+      --archives dist/conf.zip#conf --conf spark.yarn.appMasterEnv.CRADLE_CONF_DIR=conf \\
+      jobs/ingest.py --env cluster --lake s3a://brand-lake/cradle --run-date 2026-03-01
 """
 
 import sys
