@@ -115,6 +115,36 @@ def stray_by_source(labelled: DataFrame) -> dict[str, dict[str, int]]:
     return {r["source"]: {"records": int(r["records"]), "outside_main": int(r["outside_main"])} for r in rows}
 
 
+def recall_ceiling(lake: Lake, evaluated: DataFrame, engine: str, algorithm: str) -> dict[str, Any]:
+    """Recall of ideal identifier linking: records joined through every value whose records
+    all belong to one true person, and through nothing else.
+
+    No deterministic method that links only through shared identifiers can reach higher
+    recall; the gap between this and the measured recall is what the guards cost, the rest
+    is people whose records share no identifier (a WeChat follower who never bound her phone).
+    """
+    from cradle.graph import connected_components
+    from cradle.identity.graph import link_edges, record_components
+    from cradle.identity.stage import state_occurrences
+
+    people = evaluated.select("source", "source_key", "person_id")
+    state = lake.read(IDENTITY_RECORDS).join(people, on=["source", "source_key"], how="inner")
+    occ = state_occurrences(state.drop("person_id")).join(
+        state.select("record_id", "person_id"), on="record_id", how="inner"
+    )
+    pure = (
+        occ.groupBy("value_id").agg(F.countDistinct("person_id").alias("people")).where(F.col("people") == 1)
+    )
+    links = occ.join(pure, on="value_id", how="left_semi")
+    vertices, edges = link_edges(links)
+    labels = connected_components(vertices, edges, engine, algorithm)  # type: ignore[arg-type]
+    comp = record_components(links, labels)
+    ideal = state.select("record_id", "person_id").join(comp, on="record_id", how="left")
+    ideal = ideal.select("person_id", F.coalesce(F.col("component"), F.col("record_id")).alias("one_id"))
+    figures = pairwise(ideal)
+    return {"recall": figures["recall"], "true_people_split": figures["true_people_split"]}
+
+
 def churn(lake: Lake, truth_labelled: DataFrame) -> dict[str, Any]:
     """one_id changes between the last two identity run dates, and whether a true merge explains them.
 
@@ -182,6 +212,11 @@ def evaluate(env: EnvConfig, args: argparse.Namespace) -> dict[str, Any]:
     result["unlinked_singletons"] = lake.read(IDENTITY_RECORDS).where(F.size("identifiers") == 0).count()
     result["outside_main_cluster_by_source"] = stray_by_source(evaluated)
     result["churn"] = churn(lake, labelled)
+    from cradle.graph import resolve_engine
+
+    result["ideal_identifier_linking"] = recall_ceiling(
+        lake, evaluated, resolve_engine(spark, env.graph.engine), env.graph.algorithm
+    )
     result["largest_ratio"] = round(result["largest_predicted"] / max(result["largest_true"], 1), 3)
     result["targets"] = TARGETS
     result["passed"] = bool(

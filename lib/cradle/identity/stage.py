@@ -51,8 +51,22 @@ SIZE_BUCKETS = (
 )
 
 
+class Phases:
+    """Wall time per phase, logged and kept in the run record (the benchmark reads them)."""
+
+    def __init__(self, job: Job) -> None:
+        self.job, self.last = job, time.monotonic()
+
+    def done(self, phase: str) -> None:
+        now = time.monotonic()
+        self.job.run.detail(f"seconds.{phase}", round(now - self.last, 2))
+        log.info("identity: %s in %.1fs", phase, now - self.last)
+        self.last = now
+
+
 def run(job: Job) -> None:
     t0 = time.monotonic()
+    phases = Phases(job)
     registry = load_identity()
     tables = silver_tables()
     lake, ctx = job.lake, job.ctx
@@ -75,6 +89,7 @@ def run(job: Job) -> None:
     batch_records = records(silver, silver_keys).localCheckpoint()
     batch_occ = identifier_occurrences(silver, silver_keys, registry).localCheckpoint()
     job.run.read("identity.batch_records", batch_records.count())
+    phases.done("batch")
 
     previous_values = lake.read(IDENTITY_VALUES)
     if full:
@@ -86,6 +101,7 @@ def run(job: Job) -> None:
         )
     scope_records = scope_records.localCheckpoint()
     scope_occ = scope_occ.localCheckpoint()
+    phases.done("scope")
 
     marked = with_blocked(scope_occ, blocked, registry)
     stats = value_stats(marked, registry)
@@ -97,6 +113,7 @@ def run(job: Job) -> None:
         # whatever share of its records the scope happens to hold.
         values = keep_hubs(values, previous_values)
     values = values.localCheckpoint()
+    phases.done("guards")
 
     engine = resolve_engine(job.spark, job.env.graph.engine)
     clusters, clustered, split_audit = cluster_records(
@@ -108,12 +125,16 @@ def run(job: Job) -> None:
         job.env.graph.algorithm,
         job.env.graph.checkpoint_interval,
     )
+    clusters = clusters.localCheckpoint()
+    phases.done("components")
     previous_ids = state.select("record_id", "one_id", "one_id_since")
     assigned = assign_one_ids(clusters, previous_ids, ctx.run_date).localCheckpoint()
     events = id_events(assigned, clustered).localCheckpoint()
+    phases.done("stable_ids")
 
     new_state = build_state(scope_records, scope_occ, clusters, assigned, ctx.run_id)
     write_outputs(job, full, new_state, values, previous_values, split_audit, events)
+    phases.done("write")
     write_stats(job, full, engine, pending, scope_records, values, events, split_audit, time.monotonic() - t0)
 
 
