@@ -514,3 +514,17 @@ def test_config_errors_are_clear(tmp_path):
     text = str(err.value)
     assert "dirt.typo" in text and "no_such_rate" in text
     assert load_settings() == Settings()    # conf/generator.yaml matches the documented defaults
+
+
+def test_cradle_generate_command(tmp_path):
+    from cradle.cli import main
+
+    out = tmp_path / "landing"
+    assert main(["generate", "--members", "200", "--days", "10", "--start", "2026-03-01",
+                 "--seed", "3", "--out", str(out)]) == 0
+    manifest = json.loads((out / "_truth" / "manifest.json").read_text(encoding="utf-8"))
+    assert (manifest["members"], manifest["days"], manifest["start"]) == (200, 10, "2026-03-01")
+    assert (out / "pos_orders" / "2026-03-10" / "pos_orders_20260310.csv").is_file()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("block_size: 5\n", encoding="utf-8")
+    assert main(["generate", "--config", str(bad), "--out", str(out)]) == 2

@@ -115,9 +115,10 @@ def out_of_range(rng: np.random.Generator, df: pd.DataFrame, spec: SourceSpec, r
     elif spec.name == "crm_members":
         ok = df["updated_at"].notna().to_numpy() & ~df["_test"].to_numpy()
         hit = choose(rng, ok, rate)
-        year = df["updated_at"].astype(str).str[:4]
+        # relative to the row's true date (updated_at may already carry an impossible date)
+        year = df["_edate"].astype(str).str[:4]
         kind = rng.integers(0, 4, len(df))
-        mmdd = df["updated_at"].astype(str).str[4:10]
+        mmdd = df["_edate"].astype(str).str[4:10]
         yr = pd.to_numeric(year, errors="coerce").fillna(2026).astype(int)
         vals = [
             ("mother_birth_date", (yr - rng.integers(6, 17, len(df))).astype(str) + mmdd,

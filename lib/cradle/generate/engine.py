@@ -311,6 +311,9 @@ def write_one_source(name: str) -> dict:
     out = Path(w.params.out)
     src = out / WORK / name
     rows = pa.concat_tables([pq.read_table(f) for f in sorted(src.glob("rows_*.parquet"))])
+    # A big source holds more than 2 GiB of text: 64-bit offsets for sorting and slicing.
+    rows = rows.cast(pa.schema([pa.field(f.name, pa.large_string()) if f.type == pa.string()
+                                else f for f in rows.schema]))
     found = pd.concat([pd.read_parquet(f) for f in sorted(src.glob("defects_*.parquet"))],
                       ignore_index=True)
     plan = w.plan.files[w.plan.files["source"] == name]
@@ -401,6 +404,9 @@ def generate(s: Settings, p: Params) -> dict:
             "record_key": "business key from the values before any dirt, joined with '|'",
             "row_defects": "file/line of the row's first delivery (a duplicate_file copy "
                            "repeats them without new defect rows)",
+            "babies": "children born by the end of the period (later births are not listed)",
+            "journey": "journey_stage relative to our brand; brand = brand of the latest "
+                       "formula purchase (null before any)",
             "crm_initial_extract": "the first crm_members file also holds every member "
                                    "registered before the period, as last updated",
         },

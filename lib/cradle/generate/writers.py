@@ -198,7 +198,7 @@ def write_source(out: Path, spec: SourceSpec, plan: pd.DataFrame, rows: pa.Table
                                              ("block", "ascending"), ("rid", "ascending")])
     rows = rows.take(order)
     fidx = rows["file_idx"].to_numpy()
-    lines_col = rows["line"].combine_chunks()
+    lines_col = rows["line"]
     rp_parts: list[pd.DataFrame] = []
     where_parts: list[pd.DataFrame] = []      # (block, rid) -> primary file and line
     file_defects: list[dict] = []
@@ -281,10 +281,10 @@ def write_source(out: Path, spec: SourceSpec, plan: pd.DataFrame, rows: pa.Table
         "source": pa.array(np.full(len(rp), spec.name, dtype=object), type=pa.string()),
         "file": pa.array(rp["file"].to_numpy(dtype=object), type=pa.string()),
         "line": pa.array(rp["line"].to_numpy(dtype=np.int64)),
-        "record_key": rows["key"].take(pos),
-        "person_id": rows["person_id"].take(pos),
-        "event_date": pc.cast(pc.strptime(rows["event_date"].take(pos), "%Y-%m-%d", "s",
-                                          error_is_null=True), pa.date32()),
+        "record_key": rows["key"].take(pos).cast(pa.string()),
+        "person_id": rows["person_id"].take(pos).cast(pa.string()),
+        "event_date": pc.cast(pc.strptime(rows["event_date"].take(pos).cast(pa.string()),
+                                          "%Y-%m-%d", "s", error_is_null=True), pa.date32()),
     })
     # Row defects sit at the row's first delivered place (the original of a corrected
     # file unless the row was missing from it).
