@@ -138,10 +138,8 @@ def judge_files(defects: DataFrame, manifest: DataFrame, landing_root: str) -> D
     }
     caught = (
         F.when(F.col("kind") == "duplicate_file", F.col("status") == "duplicate")
-        .when(
-            F.col("kind") == "corrected_file",
-            (F.col("status") == "loaded") & F.col("orig_superseded").isNotNull(),
-        )
+        # The truth names the original: it must have been superseded by its correction.
+        .when(F.col("kind") == "corrected_file", F.col("status") == "superseded")
         .when(
             F.col("kind") == "encoding_gbk",
             (F.col("encoding") == "gb18030") | F.col("file").isin(*ascii_files),
