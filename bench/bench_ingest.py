@@ -1,0 +1,98 @@
+"""Benchmark `cradle run ingest`: rows/s for a catch-up run and for one daily run.
+
+    .venv/bin/python bench/bench_ingest.py --members 100000 --days 30
+
+For each scale: generate (or reuse, with --data) a landing area, then on a fresh lake run
+ingestion once for every day but the last (a catch-up run, the backfill case) and once
+for the last day (the daily case). Rows are the data rows read, from the manifest;
+rows/s = rows / wall time of the run. Spark runs local[2] (this machine has 2 cores).
+Prints a Markdown table for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from pyspark.sql import functions as F
+
+from cradle.catalog import INGEST_MANIFEST
+from cradle.config import load_env
+from cradle.generate.engine import generate
+from cradle.generate.settings import Params, load_settings
+from cradle.lake import Lake
+from cradle.pipeline import make_context, run_stages
+from cradle.spark import build_spark
+
+START = date(2026, 1, 1)
+
+
+def rows_read(lake: Lake, run_id: str) -> int:
+    manifest = lake.read(INGEST_MANIFEST).where(F.col("ingest_run_id") == run_id)
+    return int(manifest.agg(F.sum("rows_read")).first()[0] or 0)
+
+
+def run(members: int, days: int, data: str | None, workers: int) -> list[dict]:
+    landing = Path(data) if data else Path(tempfile.mkdtemp(prefix="cradle-bench-landing-"))
+    if not (landing / "_truth" / "manifest.json").is_file():
+        generate(
+            load_settings(),
+            Params(members=members, days=days, start=START, seed=7, out=str(landing), workers=workers),
+        )
+    lake_root = tempfile.mkdtemp(prefix="cradle-bench-lake-")
+    env = load_env("local", lake=lake_root)
+    env = env.model_copy(
+        update={"landing_root": str(landing), "spark": env.spark.model_copy(update={"master": "local[2]"})}
+    )
+    spark = build_spark(env, app_name="bench-ingest")
+    lake = Lake(spark, env.lake_root)
+    last = START + timedelta(days=days - 1)
+    results = []
+    for label, day in (("catch-up", last - timedelta(days=1)), ("daily", last)):
+        run_id = f"bench-{label}"
+        t0 = time.perf_counter()
+        run_stages(spark, env, ["ingest"], make_context(env, day, run_id))
+        wall = time.perf_counter() - t0
+        rows = rows_read(lake, run_id)
+        results.append(
+            {
+                "members": members,
+                "days": days,
+                "run": label,
+                "rows": rows,
+                "wall_s": wall,
+                "rows_per_s": rows / wall,
+            }
+        )
+        print(results[-1], flush=True)
+    spark.stop()
+    shutil.rmtree(lake_root, ignore_errors=True)
+    if not data:
+        shutil.rmtree(landing, ignore_errors=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--data", default=None, help="reuse this generated landing folder (one scale)")
+    parser.add_argument("--workers", type=int, default=2, help="generator workers")
+    args = parser.parse_args()
+    rows = [r for m in args.members for r in run(m, args.days, args.data, args.workers)]
+    print(f"\nMachine: {platform.platform()}, {os.cpu_count()} cores; Spark local[2]\n")
+    print("| members | days | run | rows read | wall (s) | rows/s |")
+    print("|---:|---:|---|---:|---:|---:|")
+    for r in rows:
+        cells = [f"{r['members']:,}", str(r["days"]), r["run"], f"{r['rows']:,}", f"{r['wall_s']:.0f}"]
+        print("| " + " | ".join([*cells, f"{r['rows_per_s']:,.0f}"]) + " |")
+
+
+if __name__ == "__main__":
+    main()
