@@ -297,18 +297,17 @@ def load_source(
     silver_rows = to_silver(
         typed.where(F.size("_reasons") == 0), spec, table, keys, provinces, cities, run_id
     )
-    silver_rows.write.mode("overwrite").parquet(batch_path)
-    batch = spark.read.parquet(batch_path)
     existing = lake.read(table).select(*table.keys, "_row_hash").withColumn("_in_silver", F.lit(True))
     first_copy = F.row_number().over(Window.partitionBy(*table.keys, "_row_hash").orderBy("_version")) == 1
-    batch = (
-        batch.withColumn("_is_first", first_copy)
+    (
+        silver_rows.withColumn("_is_first", first_copy)
         .join(existing, on=[*table.keys, "_row_hash"], how="left")
         .withColumn("_is_duplicate", ~F.col("_is_first") | F.col("_in_silver").isNotNull())
         .drop("_is_first", "_in_silver")
+        .write.mode("overwrite")
+        .parquet(batch_path)
     )
-    batch.write.mode("overwrite").parquet(batch_path + "_flagged")
-    batch = spark.read.parquet(batch_path + "_flagged")
+    batch = spark.read.parquet(batch_path)
     newest = F.row_number().over(Window.partitionBy(*table.keys).orderBy(F.col("_version").desc())) == 1
     to_merge = (
         batch.where(~F.col("_is_duplicate"))
