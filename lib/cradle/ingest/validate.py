@@ -141,6 +141,21 @@ def region_lookups(spark: SparkSession, regions: RegionsConfig) -> tuple[DataFra
     return F.broadcast(provinces), F.broadcast(cities)
 
 
+def with_region(rows: DataFrame, name: str, lookup: DataFrame) -> DataFrame:
+    """Standardise the place name in column ``name`` and add ``<name>_code`` (and, for
+    cities, ``__<name>_tier``) from an alias lookup; unknown names stay as delivered."""
+    extra = [F.col(c).alias(f"__{name}_{c}") for c in lookup.columns if c not in ("alias", "code", "std")]
+    renamed = lookup.select(
+        F.col("alias").alias(f"__{name}_alias"),
+        F.col("code").alias(f"{name}_code"),
+        F.col("std").alias(f"__{name}_std"),
+        *extra,
+    )
+    return rows.join(renamed, F.col(name) == F.col(f"__{name}_alias"), how="left").withColumn(
+        name, F.coalesce(f"__{name}_std", name)
+    )
+
+
 def to_silver(
     typed: DataFrame,
     spec: SourceSpec,
@@ -153,28 +168,10 @@ def to_silver(
     """Silver rows for accepted typed rows: protected personal data, region codes, lineage."""
     rows = typed
     for name, field_spec in spec.fields.items():
-        if field_spec.type == "province":
-            rows = rows.join(
-                provinces.select(
-                    F.col("alias").alias(f"__{name}_alias"),
-                    F.col("code").alias(f"{name}_code"),
-                    F.col("std").alias(f"__{name}_std"),
-                ),
-                F.col(name) == F.col(f"__{name}_alias"),
-                how="left",
-            ).withColumn(name, F.coalesce(f"__{name}_std", name))
-        elif field_spec.type == "city":
-            rows = rows.join(
-                cities.select(
-                    F.col("alias").alias(f"__{name}_alias"),
-                    F.col("code").alias(f"{name}_code"),
-                    F.col("std").alias(f"__{name}_std"),
-                    F.col("tier").alias(f"__{name}_tier"),
-                ),
-                F.col(name) == F.col(f"__{name}_alias"),
-                how="left",
-            ).withColumn(name, F.coalesce(f"__{name}_std", name))
-            if f"{name}_tier" not in spec.fields:
+        if field_spec.type in ("province", "city"):
+            lookup = provinces if field_spec.type == "province" else cities
+            rows = with_region(rows, name, lookup)
+            if field_spec.type == "city" and f"{name}_tier" not in spec.fields:
                 rows = rows.withColumn(f"{name}_tier", F.col(f"__{name}_tier"))
 
     derived: dict[str, Column] = {}
