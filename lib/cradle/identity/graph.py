@@ -88,32 +88,41 @@ def identifier_occurrences(
 ) -> DataFrame:
     """One row per (record, identifier value) as configured in the registry.
 
-    A value seen twice on one record (the CRM's mobile token and the same mobile elsewhere
-    in the row) is one occurrence; it is verified if any of its columns is.
+    Each table is read once: its identifier columns become an array of (type, value)
+    structs that is exploded. A value seen twice on one record is one occurrence; it is
+    verified if any of its columns is.
     """
-    parts = []
+    by_table: dict[str, list[Column]] = {}
     for id_type, spec in registry.identifiers.items():
         for col in spec.columns:
             if col.table not in silver:
                 continue
-            rows = silver[col.table]
-            if col.where:
-                rows = rows.where(F.expr(col.where))
             value = normalised(F.col(col.column), spec)
             if spec.scope_column:
                 value = F.when(value.isNotNull(), F.concat_ws(":", F.col(spec.scope_column), value))
-            key = source_key(keys[col.table])
-            parts.append(
-                rows.select(
-                    record_id(F.lit(col.table), key).alias("record_id"),
-                    F.lit(col.table).alias("source"),
-                    key.alias("source_key"),
+            if col.where:
+                value = F.when(F.expr(col.where), value)
+            by_table.setdefault(col.table, []).append(
+                F.struct(
                     F.lit(id_type).alias("id_type"),
                     F.lit(spec.priority).alias("priority"),
                     value.alias("value"),
                     F.lit(col.verified).alias("is_verified"),
-                ).where(F.col("value").isNotNull())
+                )
             )
+    parts = []
+    for table, items in by_table.items():
+        key = source_key(keys[table])
+        parts.append(
+            silver[table]
+            .select(
+                record_id(F.lit(table), key).alias("record_id"),
+                F.lit(table).alias("source"),
+                key.alias("source_key"),
+                F.explode(F.filter(F.array(*items), lambda i: i["value"].isNotNull())).alias("i"),
+            )
+            .select("record_id", "source", "source_key", "i.*")
+        )
     occurrences = _union(parts).withColumn("value_id", value_id(F.col("id_type"), F.col("value")))
     return (
         occurrences.groupBy("record_id", "value_id")
