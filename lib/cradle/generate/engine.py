@@ -368,7 +368,11 @@ def generate(s: Settings, p: Params) -> dict:
     names = sorted(SOURCES, key=lambda n: -sizes[n])
     if p.workers > 1:
         with ctx.Pool(p.workers, initializer=_init_worker, initargs=(w,)) as pool:
-            written = list(pool.imap_unordered(write_one_source, names))
+            written = []
+            for r in pool.imap_unordered(write_one_source, names):   # progress in this log
+                written.append(r)
+                log.info("wrote %s: %d files, %d rows (%d/%d sources)", r["source"],
+                         r["files"], r["rows"], len(written), len(names))
     else:
         written = [write_one_source(n) for n in names]
     written.sort(key=lambda r: list(SOURCES).index(r["source"]))

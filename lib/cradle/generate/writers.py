@@ -194,10 +194,15 @@ def write_source(out: Path, spec: SourceSpec, plan: pd.DataFrame, rows: pa.Table
 
     Lines stay in Arrow buffers; only one file's lines at a time become Python strings.
     """
-    order = pc.sort_indices(rows, sort_keys=[("file_idx", "ascending"), ("ts", "ascending"),
+    # Sort small keys only and take each file's lines on the fly: sorting the whole table
+    # would hold a second copy of every line (several GiB for the biggest sources).
+    keys = rows.select(["file_idx", "ts", "block", "rid"])
+    order = pc.sort_indices(keys, sort_keys=[("file_idx", "ascending"), ("ts", "ascending"),
                                              ("block", "ascending"), ("rid", "ascending")])
-    rows = rows.take(order)
-    fidx = rows["file_idx"].to_numpy()
+    small = keys.take(order)
+    rows = rows.drop_columns(["file_idx", "ts", "block", "rid"]).append_column(
+        "order", order)
+    fidx = small["file_idx"].to_numpy()
     lines_col = rows["line"]
     rp_parts: list[pd.DataFrame] = []
     where_parts: list[pd.DataFrame] = []      # (block, rid) -> primary file and line
@@ -207,7 +212,7 @@ def write_source(out: Path, spec: SourceSpec, plan: pd.DataFrame, rows: pa.Table
     for f in plan.itertuples(index=False):
         lo, hi = np.searchsorted(fidx, [f.file_idx, f.file_idx + 1])
         sel = np.arange(lo, hi)
-        body = np.array(lines_col.slice(lo, hi - lo).to_pylist(), dtype=object)
+        body = np.array(lines_col.take(order.slice(lo, hi - lo)).to_pylist(), dtype=object)
         versions = []                           # (path, row positions, truncated?)
         if f.corrected and len(sel) >= 2:
             drop = rng.random(len(sel)) < 0.05
@@ -276,7 +281,7 @@ def write_source(out: Path, spec: SourceSpec, plan: pd.DataFrame, rows: pa.Table
     rp = pd.concat(rp_parts, ignore_index=True) if rp_parts else pd.DataFrame(
         {"file": pd.Series([], dtype=object), "line": pd.Series([], dtype=np.int64),
          "_pos": pd.Series([], dtype=np.int64)})
-    pos = pa.array(rp["_pos"].to_numpy(dtype=np.int64))
+    pos = order.take(pa.array(rp["_pos"].to_numpy(dtype=np.int64)))   # sorted -> stored row
     record_person = pa.table({
         "source": pa.array(np.full(len(rp), spec.name, dtype=object), type=pa.string()),
         "file": pa.array(rp["file"].to_numpy(dtype=object), type=pa.string()),
@@ -292,9 +297,9 @@ def write_source(out: Path, spec: SourceSpec, plan: pd.DataFrame, rows: pa.Table
         columns=["file", "line", "_pos", "_first"])
     wh = wh.sort_values(["_pos", "_first"], ascending=[True, False]).drop_duplicates("_pos")
     at = pa.array(wh["_pos"].to_numpy(dtype=np.int64))
-    wh["block"] = rows["block"].take(at).to_numpy()
-    wh["rid"] = rows["rid"].take(at).to_numpy()
-    wh["person_id"] = rows["person_id"].take(at).to_numpy(zero_copy_only=False)
+    wh["block"] = small["block"].take(at).to_numpy()
+    wh["rid"] = small["rid"].take(at).to_numpy()
+    wh["person_id"] = rows["person_id"].take(order.take(at)).to_numpy(zero_copy_only=False)
     rd = row_defects.merge(wh[["block", "rid", "file", "line", "person_id"]],
                            on=["block", "rid"], how="inner")
     fd = pd.DataFrame(file_defects, columns=["kind", "file", "line", "field", "detail"])
