@@ -528,3 +528,13 @@ def test_cradle_generate_command(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("block_size: 5\n", encoding="utf-8")
     assert main(["generate", "--config", str(bad), "--out", str(out)]) == 2
+
+
+def test_a_period_shorter_than_a_week(tmp_path: Path) -> None:
+    """Weekly sources deliver nothing in three days; daily sources still deliver each day."""
+    out = tmp_path / "short"
+    params = Params(members=200, days=3, start=date(2026, 1, 1), seed=3, out=str(out))
+    manifest = generate(load_settings(), params)
+    folders = {p.parent.name for p in (out / "pos_orders").glob("*/*")}
+    assert folders == {"2026-01-01", "2026-01-02", "2026-01-03"}
+    assert manifest["sources"]["pos_orders"]["files"] >= 3

@@ -32,7 +32,9 @@ class FilePlan:
         parts = {p: i for i, p in enumerate(sorted(f["part"].unique()))}
         days = int(self.files["day"].max()) + 1
         table = np.full((max(len(parts), 1), days), -1, dtype=np.int64)
-        table[f["part"].map(parts).to_numpy(), f["day"].to_numpy()] = f["file_idx"].to_numpy()
+        if f.empty:  # e.g. a weekly source in a period shorter than a week
+            return parts, table
+        table[f["part"].map(parts).to_numpy(dtype=np.int64), f["day"].to_numpy()] = f["file_idx"].to_numpy()
         return parts, table
 
 
