@@ -5,7 +5,7 @@ duplicates). Where the generator's truth exists (``<landing_root>/_truth/defects
 every injected defect is judged by what ingestion should have done with it:
 
 * quarantined: truncated_row, malformed_row, impossible_date, out_of_range
-* dropped as a duplicate (or quarantined, if the copy is also bad): duplicate_row
+* not doubled (at most one copy of the record in silver): duplicate_row
 * landed in its own event date: late_event; normalised: mobile_format; flagged: masked_mobile
 * file-level: duplicate_file (no-op), corrected_file (replaces), encoding_gbk / encoding_bom
   (decoded), reordered_columns (read by name), added_column (kept)
@@ -23,7 +23,7 @@ from functools import reduce
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from cradle.catalog import INGEST_MANIFEST, QUARANTINE
@@ -103,7 +103,11 @@ def reason_counts(quarantine: DataFrame) -> dict[str, int]:
 
 
 def judge_rows(
-    defects: DataFrame, quarantined: DataFrame, silver: DataFrame, mobiles: DataFrame
+    defects: DataFrame,
+    quarantined: DataFrame,
+    silver: DataFrame,
+    mobiles: DataFrame,
+    record_person: DataFrame,
 ) -> DataFrame:
     rows = defects.where(F.col("line").isNotNull() & ~F.col("kind").isin(*IDENTITY_KINDS))
     bad_lines = rows.where(F.col("kind").isin(*QUARANTINE_KINDS)).select("file", "line").distinct()
@@ -113,15 +117,29 @@ def judge_rows(
         .join(mobiles, ["file", "line", "field"], "left")
         .join(bad_lines.withColumn("other_bad", F.lit(True)), ["file", "line"], "left")
     )
+    # Identical copies are interchangeable: a duplicate is caught when at most one copy of
+    # its record (same file, same record_key) reached silver.
+    keyed = record_person.select("file", "line", "record_key")
+    copies_kept = (
+        silver.select("file", "line")
+        .join(keyed, ["file", "line"], "inner")
+        .groupBy("file", "record_key")
+        .count()
+    )
+    judged = judged.join(keyed, ["file", "line"], "left").join(
+        copies_kept.withColumnRenamed("count", "copies_kept"), ["file", "record_key"], "left"
+    )
     q, s = F.col("q").isNotNull(), F.col("s").isNotNull()
     caught = (
         F.when(F.col("kind").isin(*QUARANTINE_KINDS), q)
-        .when(F.col("kind") == "duplicate_row", ~s)
+        .when(F.col("kind") == "duplicate_row", F.coalesce(F.col("copies_kept"), F.lit(0)) <= 1)
         .when(F.col("kind") == "late_event", s & (F.col("event_date") < F.col("_delivery_date")))
         .when(F.col("kind") == "mobile_format", s & (F.col("status") == "valid"))
         .when(F.col("kind") == "masked_mobile", s & (F.col("status") == "masked"))
     )
-    hidden = ~F.col("kind").isin(*QUARANTINE_KINDS, "duplicate_row") & (F.col("other_bad").isNotNull() | ~s)
+    hidden = F.col("withdrawn") | (
+        ~F.col("kind").isin(*QUARANTINE_KINDS, "duplicate_row") & (F.col("other_bad").isNotNull() | ~s)
+    )
     return judged.select("kind", F.coalesce(caught, F.lit(False)).alias("caught"), hidden.alias("hidden"))
 
 
@@ -153,6 +171,40 @@ def judge_files(defects: DataFrame, manifest: DataFrame, landing_root: str) -> D
     )
 
 
+def follow_corrections(defects: DataFrame, record_person: DataFrame, manifest: DataFrame) -> DataFrame:
+    """Row defects located in a file that a correction superseded, moved to where the same
+    record (same record_key, same occurrence) stands in the replacing file.
+
+    The truth records a defect where its row was first delivered; when that file is
+    replaced, ingestion meets the row in the replacement. A record the correction withdrew
+    keeps its place and is marked ``withdrawn`` (its rows were removed with the file).
+    """
+    occurrence = F.row_number().over(Window.partitionBy("file", "record_key").orderBy("line"))
+    located = record_person.select("file", "line", "record_key").withColumn("occ", occurrence)
+    targets = located.select(
+        F.col("file").alias("new_file"), F.col("line").alias("new_line"), "record_key", "occ"
+    )
+    replaced = manifest.where(F.col("status") == "superseded").select(
+        "file", F.regexp_extract("reason", r"^replaced by (.+)$", 1).alias("new_file")
+    )
+    placed = (
+        defects.join(replaced, "file", "left")
+        .join(located, ["file", "line"], "left")
+        .join(targets, ["new_file", "record_key", "occ"], "left")
+    )
+    in_replaced_file = F.col("new_file").isNotNull() & F.col("line").isNotNull()
+    moved = in_replaced_file & F.col("new_line").isNotNull()
+    return placed.select(
+        "kind",
+        "source",
+        F.when(moved, F.col("new_file")).otherwise(F.col("file")).alias("file"),
+        F.when(moved, F.col("new_line")).otherwise(F.col("line")).alias("line"),
+        "field",
+        "detail",
+        (in_replaced_file & F.col("new_line").isNull()).alias("withdrawn"),
+    )
+
+
 def evaluate(env: EnvConfig, args: argparse.Namespace) -> dict[str, Any]:
     from cradle.spark import build_spark
 
@@ -167,10 +219,11 @@ def evaluate(env: EnvConfig, args: argparse.Namespace) -> dict[str, Any]:
     passed = result["accounting"]["unbalanced_files"] == 0
     truth = Path(args.data or Path(env.landing_root) / "_truth") / "defects.parquet"
     if truth.exists():
-        defects = spark.read.parquet(str(truth))
+        record_person = spark.read.parquet(str(truth.parent / "record_person.parquet"))
+        defects = follow_corrections(spark.read.parquet(str(truth)), record_person, manifest)
         silver, mobiles = silver_lines(lake)
         quarantined = quarantine.select("file", "line").distinct()
-        judged = judge_rows(defects, quarantined, silver, mobiles).unionByName(
+        judged = judge_rows(defects, quarantined, silver, mobiles, record_person).unionByName(
             judge_files(defects, manifest, env.landing_root)
         )
         kinds = {}

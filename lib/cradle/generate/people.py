@@ -108,7 +108,9 @@ def make_people(rng: np.random.Generator, s: Settings, g0: int, n: int, days: in
     w = np.array([pop.tier_share[int(t)] / (tiers == t).sum() for t in tiers])
     city_i = rng.choice(len(cities), size=n, p=w / w.sum())
 
-    age_years = np.clip(rng.normal(pop.mother_age_mean, pop.mother_age_sd, n), 20, 45)
+    # Registrations reach ~3 years back: 21.5 at the start keeps every clean mother an adult
+    # (18+) on every date her records carry; younger ones are injected as out_of_range only.
+    age_years = np.clip(rng.normal(pop.mother_age_mean, pop.mother_age_sd, n), 21.5, 45)
     mother_birth = -np.round(age_years * 365.25).astype(np.int64)
 
     # --- pregnancy and children ------------------------------------------------------

@@ -168,8 +168,13 @@ def run(job: Job) -> None:
         ]
         spec = sources[source]
         plans[source] = plan_files(delivered, known, tuple(spec.fields), spec.required_columns, spec.format)
+        by_status: dict[str, int] = defaultdict(int)
         for p in plans[source]:
-            log.info("%s: %s %s%s", source, p.file.file, p.status, f" ({p.reason})" if p.reason else "")
+            by_status[p.status] += 1
+            # Only what needs a look is logged per file; loaded files are counted.
+            level = logging.DEBUG if p.status == "loaded" else logging.INFO
+            log.log(level, "%s: %s %s%s", source, p.file.file, p.status, f" ({p.reason})" if p.reason else "")
+        log.info("%s: %s", source, ", ".join(f"{n} {status}" for status, n in sorted(by_status.items())))
 
     read_plans = {source: [p for p in ps if p.is_read] for source, ps in plans.items()}
     replaced = {source: [f for p in ps for f in p.replaces] for source, ps in read_plans.items()}
