@@ -100,21 +100,18 @@ def cmd_generate(args: argparse.Namespace, env: EnvConfig) -> int:
 
 
 def cmd_tables(args: argparse.Namespace, env: EnvConfig) -> int:
-    from cradle.catalog import TABLES
+    from cradle.catalog import LAYERS, TABLES
     from cradle.config import join_uri
     from cradle.ingest.stage import silver_tables
 
     silver_tables()
-    for table in sorted(TABLES.values(), key=lambda t: (LAYER_ORDER.index(t.layer), t.name)):
+    for table in sorted(TABLES.values(), key=lambda t: (LAYERS.index(t.layer), t.name)):
         print(f"{table.qualified_name}")
         print(f"    {table.description}")
         partitions = ", ".join(table.partition_by) or "-"
         print(f"    keys: {', '.join(table.keys)}; partitioned by: {partitions}")
         print(f"    path: {join_uri(env.lake_root, table.layer, table.name)}")
     return 0
-
-
-LAYER_ORDER = ("bronze", "silver", "gold", "ops")
 
 
 def cmd_demo(args: argparse.Namespace, env: EnvConfig) -> int:

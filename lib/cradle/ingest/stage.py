@@ -249,7 +249,7 @@ def run(job: Job) -> None:
     job.run.read("landing", sum(c["rows_read"] for c in counts.values()))
     write_manifest(job, plans, counts, replaced)
     write_partitions(job, [b for b in batches if sources[b.name].has_event_date])
-    write_quality(job, [b.name for b in batches], tables)
+    write_quality(job, {b.name: sources[b.name] for b in batches}, tables)
     delete_path(spark, staging)
     total = {k: sum(c[k] for c in counts.values()) for k in COUNTS}
     job.run.detail("files", sum(map(len, plans.values())))
@@ -438,8 +438,7 @@ def write_partitions(job: Job, batches: list[SourceBatch]) -> None:
     job.run.wrote(job.lake.replace_where(INGEST_PARTITIONS, rows, f"ingest_run_id = '{job.ctx.run_id}'"))
 
 
-def write_quality(job: Job, names: list[str], tables: dict[str, Table]) -> None:
-    specs = load_sources().sources
+def write_quality(job: Job, specs: dict[str, SourceSpec], tables: dict[str, Table]) -> None:
     quarantine = job.lake.read(QUARANTINE)
     manifest = job.lake.read(INGEST_MANIFEST)
     metrics = [
@@ -451,7 +450,7 @@ def write_quality(job: Job, names: list[str], tables: dict[str, Table]) -> None:
             table=tables[name],
             run_id=job.ctx.run_id,
         )
-        for name in names
+        for name in specs
     ]
     if metrics:
         job.run.wrote(job.lake.merge(DATA_QUALITY, reduce(DataFrame.unionByName, metrics)))
