@@ -27,6 +27,9 @@ class Table:
     partition_by: tuple[str, ...] = ()
     # Columns that must never hold personal data in plain text (checked by tests).
     protected: tuple[str, ...] = field(default=())
+    # Restricted tables hold sensitive personal information (a child's exact birth date):
+    # only the profile stage and privileged roles read them; nothing downstream joins them.
+    restricted: bool = False
 
     @property
     def database(self) -> str:
@@ -443,3 +446,9 @@ IDENTITY_GRAPH_STATS = register(
         keys=("run_id",),
     )
 )
+
+
+# --- profiles ------------------------------------------------------------------------------
+
+
+# --- tags and segments -------------------------------------------------------------------

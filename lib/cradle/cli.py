@@ -34,6 +34,9 @@ def run_date(text: str) -> date:
 def add_env_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", default="local", help="environment profile in conf/env (default: local)")
     parser.add_argument("--lake", default=None, help="lake root, overriding the profile's lake_root")
+    parser.add_argument(
+        "--landing", default=None, help="landing folder, overriding the profile's landing_root"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     func: Callable[[argparse.Namespace, EnvConfig], int] = args.func
     try:
-        env = load_env(args.env, lake=args.lake)
+        env = load_env(args.env, lake=args.lake, landing=args.landing)
     except ConfigError as err:
         print(f"cradle: configuration error:\n{err}", file=sys.stderr)
         return 2

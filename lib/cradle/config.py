@@ -144,8 +144,11 @@ def load_model(model: type[M], name: str, directory: Path | None = None) -> M:
     return parse_model(model, read_yaml(path), path)
 
 
-def load_env(name: str = "local", directory: Path | None = None, lake: str | None = None) -> EnvConfig:
-    """Load ``conf/env/<name>.yaml``; ``lake`` (from ``--lake``) overrides ``lake_root``.
+def load_env(
+    name: str = "local", directory: Path | None = None, lake: str | None = None, landing: str | None = None
+) -> EnvConfig:
+    """Load ``conf/env/<name>.yaml``; ``lake`` and ``landing`` (from ``--lake``, ``--landing``)
+    override ``lake_root`` and ``landing_root``.
 
     Relative local paths are made absolute against the project root so that jobs behave
     the same whatever directory they are started from.
@@ -154,10 +157,12 @@ def load_env(name: str = "local", directory: Path | None = None, lake: str | Non
     data = {"name": name, **read_yaml(path)}
     if lake is not None:
         data["lake_root"] = lake
+    if landing is not None:
+        data["landing_root"] = landing
     env = parse_model(EnvConfig, data, path)
     updates: dict[str, Any] = {
         "lake_root": resolve_local(env.lake_root, Path.cwd() if lake else PROJECT_ROOT),
-        "landing_root": resolve_local(env.landing_root),
+        "landing_root": resolve_local(env.landing_root, Path.cwd() if landing else PROJECT_ROOT),
     }
     if env.jars_dir is not None:
         updates["jars_dir"] = resolve_local(env.jars_dir)

@@ -87,7 +87,7 @@ def main_for_job(stage_name: str, argv: list[str] | None = None) -> int:
 
     args = job_parser(stage_name).parse_args(argv)
     setup_logging(args.verbose)
-    env = load_env(args.env, lake=args.lake)
+    env = load_env(args.env, lake=args.lake, landing=args.landing)
     spark = build_spark(env, app_name=f"cradle-{stage_name}")
     run_stages(spark, env, [stage_name], make_context(env, args.run_date, args.run_id, args.full))
     return 0
