@@ -7,7 +7,11 @@ record pairs come from the contingency table of (one_id, person_id) counts: a cl
 n records holds n(n-1)/2 pairs, so no pair is ever enumerated.
 
 Records whose truth has no person (test accounts, store placeholders) are left out of
-the pairwise figures and counted separately.
+the pairwise figures and counted separately, and so are anonymous records: the truth
+marks records that carry no identifier of their person (a walk-in sale with no card and
+no phone of her own, a Wi-Fi visit under a random MAC, an ad event whose only device id
+is all zeros). No identity method can attribute those; ``including_anonymous`` gives the
+figures with them counted as unlinked.
 """
 
 from __future__ import annotations
@@ -51,8 +55,13 @@ def labelled_records(lake: Lake, truth: DataFrame) -> DataFrame:
     current = (
         lake.read(IDENTITY_MAP).where(F.col("valid_to").isNull()).select("source", "source_key", "one_id")
     )
+    anonymous = F.col("anonymous") if "anonymous" in truth.columns else F.lit(False)
     truth = truth.select(
-        "source", F.col("file").alias("_file"), F.col("line").cast("int").alias("_line"), "person_id"
+        "source",
+        F.col("file").alias("_file"),
+        F.col("line").cast("int").alias("_line"),
+        "person_id",
+        anonymous.alias("anonymous"),
     ).dropDuplicates(["source", "_file", "_line"])
     return silver.join(current, on=["source", "source_key"], how="left").join(
         truth, on=["source", "_file", "_line"], how="left"
@@ -204,9 +213,13 @@ def evaluate(env: EnvConfig, args: argparse.Namespace) -> dict[str, Any]:
     labelled = labelled_records(lake, truth).cache()
     unmatched = labelled.where(F.col("one_id").isNull()).count()
     no_person = labelled.where(F.col("person_id").isNull() & F.col("one_id").isNotNull()).count()
-    evaluated = labelled.where(F.col("person_id").isNotNull() & F.col("one_id").isNotNull())
+    attributable = labelled.where(F.col("person_id").isNotNull() & F.col("one_id").isNotNull())
+    evaluated = attributable.where(~F.col("anonymous"))
     result: dict[str, Any] = pairwise(evaluated)
     result["records_evaluated"] = evaluated.count()
+    result["anonymous_records"] = attributable.where(F.col("anonymous")).count()
+    with_anonymous = pairwise(attributable)
+    result["including_anonymous"] = {k: with_anonymous[k] for k in ("precision", "recall", "f1")}
     result["records_without_one_id"] = unmatched
     result["records_without_true_person"] = no_person
     result["unlinked_singletons"] = lake.read(IDENTITY_RECORDS).where(F.size("identifiers") == 0).count()

@@ -84,6 +84,29 @@ def build_world(s: Settings, p: Params) -> World:
 
 # --- one block of persons ------------------------------------------------------------------
 
+def is_anonymous(spec: SourceSpec, df: pd.DataFrame) -> np.ndarray:
+    """Records that carry no identifier of their person once dirt is applied: a walk-in
+    sale with no card and no phone of her own, a Wi-Fi visit under a random MAC, an ad or
+    app event whose only device id is all zeros. No identity method can attribute them;
+    the evaluator counts them apart from the pairwise figures."""
+
+    def empty(col: str) -> np.ndarray:
+        v = df[col] if col in df else pd.Series([None] * len(df))
+        return (v.isna() | v.isin([ev.ALL_ZERO, "0000000000000000"])).to_numpy()
+
+    if spec.name == "pos_orders":
+        store_phone = df["_store_phone"].to_numpy(dtype=bool) if "_store_phone" in df else False
+        return empty("member_card_no") & (empty("mobile") | store_phone)
+    if spec.name == "wifi_probes":
+        return df["_randomised"].to_numpy(dtype=bool) & empty("mobile")
+    if spec.name == "ad_events":
+        return empty("device_id") & empty("mobile_md5")
+    if spec.name == "app_events":
+        return (empty("app_user_id") & empty("mobile") & empty("idfa") & empty("oaid")
+                & empty("android_id"))
+    return np.zeros(len(df), dtype=bool)
+
+
 def finish_records(w: World, spec: SourceSpec, df: pd.DataFrame, block: int,
                    rng: np.random.Generator, persons: pd.DataFrame | None,
                    dirty: bool = True) -> tuple[pa.Table, pd.DataFrame]:
@@ -122,6 +145,7 @@ def finish_records(w: World, spec: SourceSpec, df: pd.DataFrame, block: int,
         "rid": pa.array(df["_rid"].to_numpy(dtype=np.int64)), "line": lines,
         "key": pa.array(df["_key"].to_numpy(dtype=object), type=pa.string()),
         "person_id": pa.array(pid, type=pa.string()),
+        "anonymous": pa.array(is_anonymous(spec, df)),
         "event_date": pa.array(df["_edate"].to_numpy(dtype=object), type=pa.string()),
         "block": pa.array(np.full(len(df), block, dtype=np.int64))})
     found = found.rename(columns={"_rid": "rid"})
@@ -166,13 +190,13 @@ def run_block(block: int) -> dict:
         "crm_members": crm,
         "pos_orders": pos_rows(rng, s, people, lines, w.stores, block, start),
         "ecom_orders": ecom_rows(rng, s, people, lines, block, days, start),
-        "wechat_events": ev.wechat_events(rng, people, block, days, w.calendar, buys.samples,
+        "wechat_events": ev.wechat_events(rng, s, people, block, days, w.calendar, buys.samples,
                                           start),
         "app_events": ev.app_events(rng, people, devs, block, days, start),
-        "ad_events": ev.ad_events(rng, people, devs, block, days, w.campaigns, start),
+        "ad_events": ev.ad_events(rng, s, people, devs, block, days, w.campaigns, start),
         "hospital_signups": ev.hospital_signups(rng, s, people, w.hospitals, block, days,
                                                 start),
-        "wifi_probes": ev.wifi_probes(rng, people, devs, store_orders, w.stores, days, start),
+        "wifi_probes": ev.wifi_probes(rng, s, people, devs, store_orders, w.stores, days, start),
         "dmp_tags": ev.dmp_tags(rng, people, days, start),
     }
     consent_events, consent_truth = ev.consent(rng, s, people, members, block, days, start)

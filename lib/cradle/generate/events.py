@@ -93,6 +93,8 @@ def crm_rows(rng: np.random.Generator, s: Settings, people: People, block: int, 
     gender = np.where((p["gidx"].to_numpy() % 2) == 0, "F", "M")[pi]
     stores_id = stores["store_id"].to_numpy()
     reg_store = p["reg_store"].to_numpy()[pi]
+    crm_unionid = (p["wechat"].to_numpy() & (rng.random(n) < s.population.crm_unionid_share)
+                   & p["unionid"].notna().to_numpy())
     out = pd.DataFrame({
         "member_id": p["member_id"].to_numpy()[pi],
         "mobile": p["mobile"].to_numpy()[pi],
@@ -110,6 +112,7 @@ def crm_rows(rng: np.random.Generator, s: Settings, people: People, block: int, 
         "register_store_id": np.where(reg_store >= 0, stores_id[np.maximum(reg_store, 0)], None),
         "register_channel": p["reg_channel"].to_numpy()[pi],
         "member_card_no": p["card_no"].to_numpy()[pi],
+        "unionid": np.where(crm_unionid[pi], p["unionid"].to_numpy()[pi], None),
         "registered_at": ts_text(start, rows["reg"].to_numpy() * 86400 + reg_tod[pi]),
         "updated_at": ts_text(start, np.where(rows["kind"].isin(["initial", "register"]),
                                               np.maximum(day, rows["reg"].to_numpy()) * 86400
@@ -155,6 +158,9 @@ def crm_rows(rng: np.random.Generator, s: Settings, people: People, block: int, 
         base["baby_gender"] = None
         ch = np.array(["store", "wechat", "app"], dtype=object)[rng.integers(0, 3, len(again))]
         base["register_channel"] = ch
+        # Only a re-registration through the mini-program carries her (same) unionid.
+        base["unionid"] = np.where((ch == "wechat") & p["wechat"].to_numpy()[again],
+                                   p["unionid"].to_numpy()[again], None)
         st = p["home_store"].to_numpy()[again]
         base["register_store_id"] = np.where(ch == "store", stores_id[st], None)
         t2 = d2 * 86400 + rng.integers(9 * 3600, 21 * 3600, len(again))
@@ -208,7 +214,7 @@ def crm_rows(rng: np.random.Generator, s: Settings, people: People, block: int, 
     return allrows, members
 
 
-def wechat_events(rng: np.random.Generator, people: People, block: int, days: int,
+def wechat_events(rng: np.random.Generator, s: Settings, people: People, block: int, days: int,
                   cal: Calendar, claims: pd.DataFrame, start: np.datetime64) -> pd.DataFrame:
     p = people.persons
     n = len(p)
@@ -224,7 +230,7 @@ def wechat_events(rng: np.random.Generator, people: People, block: int, days: in
         frames.append(pd.DataFrame({"pi": who[ok], "day": dd[ok], "event": "coupon_claim"}))
     frames.append(pd.DataFrame({"pi": claims["pi"], "day": claims["day"],
                                 "event": "sample_claim", "sku": claims["sku"]}))
-    binders = wx[rng.random(len(wx)) < 0.25]
+    binders = wx[rng.random(len(wx)) < s.population.wechat_bind_mobile]
     frames.append(pd.DataFrame({"pi": binders, "day": rng.integers(0, days, len(binders)),
                                 "event": "bind_mobile"}))
     reg = p["reg_day"].to_numpy()
@@ -258,7 +264,10 @@ def wechat_events(rng: np.random.Generator, people: People, block: int, days: in
         "unionid": np.where(rng.random(k) < s_unionid_missing(people), None,
                             p["unionid"].to_numpy()[pi]),
         "event": event.astype(object), "page": page,
-        "mobile": np.where(event == "bind_mobile", p["mobile"].to_numpy()[pi], None),
+        # Binding, and claiming a coupon or sample in the mini-program, ask for WeChat's
+        # phone-number authorisation.
+        "mobile": np.where(np.isin(event, ["bind_mobile", "coupon_claim", "sample_claim"]),
+                           p["mobile"].to_numpy()[pi], None),
         "event_time": ts_text(start, ts),
         "_pi": pi, "_ts": ts, "_deliver": ts // 86400, "_part": "",
     })
@@ -349,8 +358,8 @@ def app_events(rng: np.random.Generator, people: People, devs: pd.DataFrame, blo
     })
 
 
-def ad_events(rng: np.random.Generator, people: People, devs: pd.DataFrame, block: int,
-              days: int, campaigns: np.ndarray, start: np.datetime64) -> pd.DataFrame:
+def ad_events(rng: np.random.Generator, s: Settings, people: People, devs: pd.DataFrame,
+              block: int, days: int, campaigns: np.ndarray, start: np.datetime64) -> pd.DataFrame:
     p = people.persons
     n = len(p)
     pi = np.repeat(np.arange(n), rng.poisson(days / 12.0, n))
@@ -368,7 +377,8 @@ def ad_events(rng: np.random.Generator, people: People, devs: pd.DataFrame, bloc
     plat = np.concatenate([plat[: k - click.sum()], plat[: k - click.sum()][click]])
     dev = pick_device(rng, devs, pi)
     ios = devs["ios"].to_numpy()[dev]
-    use_oaid = rng.random(k) < 0.7
+    # An Android device reports its OAID where it supports one, else its Android id.
+    use_oaid = (rng.random(len(devs)) < s.population.oaid_share)[dev]
     dtype_ = np.where(ios, "idfa", np.where(use_oaid, "oaid", "android_id")).astype(object)
     did = np.where(ios, devs["idfa"].to_numpy()[dev],
                    np.where(use_oaid, devs["oaid"].to_numpy()[dev],
@@ -376,7 +386,8 @@ def ad_events(rng: np.random.Generator, people: People, devs: pd.DataFrame, bloc
     return pd.DataFrame({
         "event_id": ids("AD", block, k, 107), "platform": plat, "campaign_id": camp,
         "event_type": etype, "device_id": did, "device_id_type": dtype_,
-        "mobile_md5": np.where(rng.random(k) < 0.3, p["mobile_md5"].to_numpy()[pi], None),
+        "mobile_md5": np.where(rng.random(k) < s.population.ad_hashed_mobile,
+                               p["mobile_md5"].to_numpy()[pi], None),
         "event_time": ts_text(start, ts),
         "_pi": pi, "_ts": ts, "_deliver": ts // 86400, "_part": plat,
         "_dev_no": devs["dev_no"].to_numpy()[dev],
@@ -422,10 +433,16 @@ def random_macs(rng: np.random.Generator, k: int) -> np.ndarray:
     return raw.str.findall("..").str.join(":").to_numpy(dtype=object)
 
 
-def wifi_probes(rng: np.random.Generator, people: People, devs: pd.DataFrame,
+def wifi_probes(rng: np.random.Generator, s: Settings, people: People, devs: pd.DataFrame,
                 store_orders: pd.DataFrame, stores: pd.DataFrame, days: int,
                 start: np.datetime64) -> pd.DataFrame:
-    """Visits seen by store Wi-Fi: most store purchases, plus browsing visits."""
+    """Visits seen by store Wi-Fi: most store purchases, plus browsing visits.
+
+    A phone that has joined the stores' Wi-Fi keeps one MAC for that network, and the
+    vendor reports the mobile its portal verified by SMS (as public Wi-Fi in China
+    requires) with each of its visits. A visit by a phone that did not join shows a fresh
+    random (locally administered) MAC and can be tied to nobody.
+    """
     p = people.persons
     n = len(p)
     seen = store_orders[rng.random(len(store_orders)) < 0.5]
@@ -438,11 +455,12 @@ def wifi_probes(rng: np.random.Generator, people: People, devs: pd.DataFrame,
     k = len(pi)
     first = center - rng.integers(60, 1200, k)
     last = center + rng.integers(30, 600, k)
-    ios = p["ios"].to_numpy()[pi]
-    randomised = rng.random(k) < np.where(ios, 0.8, 0.4)
+    randomised = rng.random(k) < s.population.wifi_unassociated
     mac = np.where(randomised, random_macs(rng, k), p["mac"].to_numpy()[pi])
+    login = ~randomised & (rng.random(n) < s.population.wifi_portal_login)[pi]
     return pd.DataFrame({
         "store_id": stores["store_id"].to_numpy()[store], "mac": mac,
+        "mobile": np.where(login, p["mobile"].to_numpy()[pi], None),
         "first_seen": ts_text(start, first), "last_seen": ts_text(start, last),
         "dwell_seconds": (last - first).astype(str).astype(object),
         "_pi": pi, "_ts": first, "_deliver": np.maximum(first, 0) // 86400, "_part": "",

@@ -32,7 +32,7 @@ SOURCES: dict[str, SourceSpec] = {s.name: s for s in [
     SourceSpec("crm_members", "csv", (
         "member_id", "mobile", "name", "mother_birth_date", "baby_birth_date", "due_date",
         "province", "city", "address", "register_store_id", "register_channel",
-        "member_card_no", "registered_at", "updated_at", "baby_gender"), ("member_id",),
+        "member_card_no", "unionid", "registered_at", "updated_at", "baby_gender"), ("member_id",),
         event_field="updated_at",
         date_fields=("mother_birth_date", "baby_birth_date", "due_date", "registered_at",
                      "updated_at"),
@@ -66,9 +66,9 @@ SOURCES: dict[str, SourceSpec] = {s.name: s for s in [
         date_fields=("due_date", "signed_up_at"), mobile_fields=("mobile",),
         text_fields=("name",)),
     SourceSpec("wifi_probes", "csv", (
-        "store_id", "mac", "first_seen", "last_seen", "dwell_seconds"),
+        "store_id", "mac", "mobile", "first_seen", "last_seen", "dwell_seconds"),
         ("store_id", "mac", "first_seen"), event_field="first_seen",
-        date_fields=("first_seen", "last_seen")),
+        date_fields=("first_seen", "last_seen"), mobile_fields=("mobile",)),
     SourceSpec("dmp_tags", "csv", ("dmp", "mobile_md5", "tag", "score", "tag_date"),
                ("dmp", "mobile_md5", "tag", "tag_date"), parts=tuple(DMPS),
                date_fields=("tag_date",)),

@@ -52,6 +52,14 @@ class Population(Frozen):
                                                 "ecom": 0.1, "hospital": 0.1}
     wechat_share: Prob = 0.8
     unionid_missing: Prob = 0.08           # per wechat record
+    wechat_bind_mobile: Prob = 0.75        # followers authorising their phone in the mini-program
+    # Members who use the mini-program member centre: their CRM record holds their unionid
+    # (registration through WeChat's phone-number authorisation stores both).
+    crm_unionid_share: Prob = 0.98
+    oaid_share: Prob = 0.7                 # Android devices that support OAID (else Android id)
+    wifi_unassociated: Prob = 0.02         # store visits by a phone not joined to the Wi-Fi
+    wifi_portal_login: Prob = 0.98         # joined phones reported with their SMS-verified mobile
+    ad_hashed_mobile: Prob = 0.6           # ad events reported with the hashed mobile
     app_share: Prob = 0.35
     ios_share_by_tier: dict[int, Prob] = {1: 0.5, 2: 0.4, 3: 0.3, 4: 0.2, 5: 0.15}  # noqa: RUF012
     dmp_coverage: Prob = 0.4
@@ -84,8 +92,8 @@ class Channels(Frozen):
         1: [0.45, 0.35, 0.08, 0.12], 2: [0.42, 0.33, 0.12, 0.13], 3: [0.35, 0.28, 0.20, 0.17],
         4: [0.28, 0.22, 0.28, 0.22], 5: [0.22, 0.18, 0.35, 0.25]}
     ka_share_by_tier: dict[int, Prob] = {1: 0.4, 2: 0.35, 3: 0.25, 4: 0.15, 5: 0.1}  # noqa: RUF012
-    walk_in_share: Prob = 0.25              # store orders where the member shows no card
-    walk_in_mobile_typed: Prob = 0.5        # ... and the clerk types the customer's mobile
+    walk_in_share: Prob = 0.1              # store orders where the member shows no card
+    walk_in_mobile_typed: Prob = 0.7        # ... and the clerk types the customer's mobile
     refund_share: Prob = 0.02
     members_per_store: int = 250
 

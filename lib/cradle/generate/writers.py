@@ -290,6 +290,7 @@ def write_source(out: Path, spec: SourceSpec, plan: pd.DataFrame, rows: pa.Table
         "line": pa.array(rp["line"].to_numpy(dtype=np.int64)),
         "record_key": rows["key"].take(pos).cast(pa.string()),
         "person_id": rows["person_id"].take(pos).cast(pa.string()),
+        "anonymous": rows["anonymous"].take(pos),
         "event_date": pc.cast(pc.strptime(rows["event_date"].take(pos).cast(pa.string()),
                                           "%Y-%m-%d", "s", error_is_null=True), pa.date32()),
     })
