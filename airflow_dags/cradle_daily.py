@@ -20,11 +20,11 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import DAG
 
 # Must match cradle.pipeline.STAGES (tests/test_airflow_dag.py checks it).
-STAGES = ("ingest", "identity")
+STAGES = ("ingest", "identity", "profile", "tags", "segments")
 
 with DAG(
     dag_id="cradle_daily",
-    description="Landing files -> bronze/silver -> OneID, one business date per run",
+    description="Landing files -> bronze/silver -> OneID -> profiles, tags, segments; one date per run",
     schedule="0 3 * * *",  # after the sources' nightly deliveries
     start_date=datetime(2026, 1, 1),
     catchup=False,

@@ -450,5 +450,152 @@ IDENTITY_GRAPH_STATS = register(
 
 # --- profiles ------------------------------------------------------------------------------
 
+MEMBER_PROFILE = register(
+    Table(
+        name="member_profile",
+        layer="gold",
+        description=(
+            "One row per current one_id as of the run date (rewritten each run): geography, mother's "
+            "age band, life stage with its source and confidence, formula stage and next-stage date, "
+            "journey stage and tier, RFM and value tier, dormancy and churn risk, preferred channel "
+            "and store, consent per purpose. Coarse stages only: exact baby dates live in member_babies."
+        ),
+        schema=schema(
+            ("one_id", STR, False),
+            ("as_of", DATE, False),
+            ("is_member", BOOL),
+            ("member_since", DATE),
+            ("province", STR),
+            ("province_code", STR),
+            ("city", STR),
+            ("city_code", STR),
+            ("city_tier", INT),
+            ("region", STR),
+            ("mother_age_band", STR),
+            ("life_stage", STR),
+            ("life_stage_source", STR),
+            ("life_stage_confidence", DBL),
+            ("has_stated_date", BOOL),
+            ("formula_stage", INT),
+            ("next_stage_date", DATE),
+            ("days_to_next_stage", INT),
+            ("journey_stage", STR),
+            ("member_tier", STR),
+            ("first_purchase_date", DATE),
+            ("last_purchase_date", DATE),
+            ("orders_365d", LONG),
+            ("spend_365d", DBL),
+            ("r_score", INT),
+            ("f_score", INT),
+            ("m_score", INT),
+            ("rfm_code", STR),
+            ("value_tier", STR),
+            ("last_interaction_date", DATE),
+            ("days_since_interaction", INT),
+            ("is_dormant", BOOL),
+            ("churn_risk", STR),
+            ("preferred_channel", STR),
+            ("preferred_store_id", STR),
+            ("consent", T.MapType(STR, BOOL)),
+        ),
+        keys=("one_id",),
+    )
+)
+
+MEMBER_BABIES = register(
+    Table(
+        name="member_babies",
+        layer="gold",
+        description=(
+            "Stated babies per one_id: exact birth date, or the due date of a pending baby, and "
+            "where it was stated. Sensitive (children's data): the only table with exact baby dates."
+        ),
+        schema=schema(
+            ("one_id", STR, False),
+            ("baby_no", INT, False),
+            ("birth_date", DATE),
+            ("due_date", DATE),
+            ("source", STR),
+            ("as_of", DATE, False),
+        ),
+        keys=("one_id", "baby_no"),
+        restricted=True,
+    )
+)
+
 
 # --- tags and segments -------------------------------------------------------------------
+
+MEMBER_TAGS = register(
+    Table(
+        name="member_tags",
+        layer="gold",
+        description=(
+            "Tag values per person, long-form with SCD-2 history: a row holds from valid_from "
+            "(inclusive) to valid_to (exclusive; null while it holds); as_of is the last run that "
+            "confirmed it. source is 'rule' (conf/tags.yaml) or 'dmp:<name>' (third-party, "
+            "source_date = the DMP's latest report). Use cradle.tags.engine.tags_as_of(rows, day)."
+        ),
+        schema=schema(
+            ("one_id", STR, False),
+            ("tag", STR, False),
+            ("value", STR, False),
+            ("source", STR, False),
+            ("category", STR),
+            ("source_date", DATE),
+            ("valid_from", DATE, False),
+            ("valid_to", DATE),
+            ("as_of", DATE, False),
+            ("run_id", STR, False),
+        ),
+        keys=("one_id", "tag", "source", "valid_from"),
+    )
+)
+
+TAG_SIZES = register(
+    Table(
+        name="tag_sizes",
+        layer="gold",
+        description="Members holding each tag (per source) on each run date: the size history of tags.",
+        schema=schema(
+            ("tag", STR, False),
+            ("source", STR, False),
+            ("category", STR),
+            ("as_of", DATE, False),
+            ("members", LONG, False),
+            ("run_id", STR, False),
+        ),
+        keys=("tag", "source", "as_of"),
+    )
+)
+
+SEGMENT_MEMBERS = register(
+    Table(
+        name="segment_members",
+        layer="gold",
+        description="Who is in each segment of conf/segments.yaml, per run date (one snapshot per as_of).",
+        schema=schema(
+            ("segment", STR, False),
+            ("one_id", STR, False),
+            ("as_of", DATE, False),
+            ("run_id", STR, False),
+        ),
+        keys=("segment", "as_of", "one_id"),
+        partition_by=("as_of",),
+    )
+)
+
+SEGMENT_SIZES = register(
+    Table(
+        name="segment_sizes",
+        layer="gold",
+        description="Size of each segment on each run date.",
+        schema=schema(
+            ("segment", STR, False),
+            ("as_of", DATE, False),
+            ("members", LONG, False),
+            ("run_id", STR, False),
+        ),
+        keys=("segment", "as_of"),
+    )
+)

@@ -123,6 +123,24 @@ def cmd_demo(args: argparse.Namespace, env: EnvConfig) -> int:
     return run_demo(env, args)
 
 
+def cmd_segment(args: argparse.Namespace, env: EnvConfig) -> int:
+    from cradle.lake import Lake
+    from cradle.segments.preview import preview
+    from cradle.spark import build_spark
+
+    spark = build_spark(env, app_name="cradle-segment-preview")
+    try:
+        result = preview(Lake(spark, env.lake_root), args.expression, args.as_of, args.limit)
+    except ConfigError as err:
+        print(f"cradle segment preview: {err}", file=sys.stderr)
+        return 2
+    print(f"segment preview as of {result.as_of}: {result.expression.strip()}")
+    print(f"  size: {result.size} of {result.people} people")
+    for one_id, mobile in result.sample:
+        print(f"  {one_id}  {mobile or '-'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from cradle.evals import EVALUATORS
 
@@ -163,6 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tables", help="print the table catalogue: layer, keys, partitioning, path")
     add_env_args(p)
     p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("segment", help='size a segment expression: `cradle segment preview "EXPR"`')
+    p.add_argument("action", choices=["preview"], help="preview: size and masked sample, writes nothing")
+    p.add_argument("expression", help="segment expression, as in conf/segments.yaml")
+    p.add_argument("--as-of", type=run_date, default=date.today(), help="date the tags held, YYYY-MM-DD")
+    p.add_argument("--limit", type=int, default=10, help="sample rows to show (default: 10)")
+    add_env_args(p)
+    p.set_defaults(func=cmd_segment)
 
     p = sub.add_parser("demo", help="set up, generate data, run the whole pipeline and show it")
     add_env_args(p)

@@ -50,6 +50,9 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("ingest", "cradle.ingest.stage:run", "landing files -> bronze, quarantine and silver"),
     Stage("identity", "cradle.identity.stage:run", "silver identifiers -> OneID, audit, graph stats"),
+    Stage("profile", "cradle.profile.stage:run", "OneID + silver -> profiles: life stage, journey, value"),
+    Stage("tags", "cradle.tags.stage:run", "conf/tags.yaml rules + DMP tags -> member_tags with history"),
+    Stage("segments", "cradle.segments.stage:run", "conf/segments.yaml -> segment members and sizes"),
 )
 
 

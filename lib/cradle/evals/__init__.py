@@ -16,6 +16,7 @@ EVALUATORS: dict[str, str] = {
     "graphs": "cradle.evals.graphs:evaluate",
     "ingest": "cradle.evals.ingest:evaluate",
     "identity": "cradle.evals.identity:evaluate",
+    "lifestage": "cradle.evals.lifestage:evaluate",
 }
 
 
