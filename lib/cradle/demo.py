@@ -121,8 +121,33 @@ def show(spark: SparkSession, env: EnvConfig) -> None:
     print("Recent job runs:")
     lake.read(JOB_RUNS).orderBy(F.desc("started_at")).select(
         "job", "run_date", "status", "duration_s", "error"
-    ).show(6, False)
-    for what in ("ingest", "identity"):
-        if what in EVALUATORS and (what != "identity" or "identity" in available_stages()):
+    ).show(8, False)
+    show_profiles(lake)
+    for what in ("ingest", "identity", "lifestage"):
+        if what in EVALUATORS:
             banner(f"cradle eval {what}")
             print(json.dumps(evaluate(what, env, argparse.Namespace(data=None)), indent=2, default=str))
+
+
+def show_profiles(lake) -> None:  # lake: cradle.lake.Lake
+    from cradle.catalog import MEMBER_PROFILE, MEMBER_TAGS, SEGMENT_SIZES
+
+    if not lake.exists(MEMBER_PROFILE):
+        return
+    profile = lake.read(MEMBER_PROFILE).where(F.col("is_member"))
+    print("Members by life stage and journey stage (cradle_gold.member_profile):")
+    profile.groupBy("life_stage").pivot("journey_stage").count().orderBy("life_stage").show(12, False)
+    print("Members by value tier and churn risk:")
+    profile.groupBy("value_tier").pivot("churn_risk").count().orderBy("value_tier").show(6, False)
+    if lake.exists(MEMBER_TAGS):
+        print("Tags held now (cradle_gold.member_tags, open rows), top 15:")
+        lake.read(MEMBER_TAGS).where(F.col("valid_to").isNull()).groupBy("tag", "category").agg(
+            F.countDistinct("one_id").alias("people")
+        ).orderBy(F.desc("people")).show(15, False)
+    if lake.exists(SEGMENT_SIZES):
+        sizes = lake.read(SEGMENT_SIZES)
+        last = sizes.agg(F.max("as_of")).first()[0]
+        print(f"Segment sizes on {last} (cradle_gold.segment_sizes):")
+        sizes.where(F.col("as_of") == F.lit(last)).select("segment", "members").orderBy("segment").show(
+            30, False
+        )
