@@ -30,12 +30,16 @@ def banner(text: str) -> None:
 
 
 def demo_data_present(landing: Path) -> bool:
+    """The landing folder holds the demo dataset made with today's generator settings."""
+    from cradle.generate.settings import load_settings
+
     manifest = landing / "_truth" / "manifest.json"
     if not manifest.is_file():
         return False
-    settings = json.loads(manifest.read_text(encoding="utf-8"))
+    made = json.loads(manifest.read_text(encoding="utf-8"))
     wanted = {"members": DEMO_MEMBERS, "days": DEMO_DAYS, "start": DEMO_START.isoformat(), "seed": DEMO_SEED}
-    return all(str(settings.get(k)) == str(v) for k, v in wanted.items())
+    same_run = all(str(made.get(k)) == str(v) for k, v in wanted.items())
+    return same_run and made.get("settings") == load_settings().model_dump(mode="json")
 
 
 def run_demo(env: EnvConfig, args: argparse.Namespace) -> int:
@@ -53,6 +57,7 @@ def run_demo(env: EnvConfig, args: argparse.Namespace) -> int:
     if demo_data_present(landing):
         print("demo data already generated (same members, days, start and seed): reusing it")
     else:
+        set_aside_old_lake(Path(env.lake_root))
         gen_args = argparse.Namespace(
             members=DEMO_MEMBERS,
             days=DEMO_DAYS,
@@ -78,6 +83,15 @@ def run_demo(env: EnvConfig, args: argparse.Namespace) -> int:
     banner("4. what it produced")
     show(spark, env)
     return 0
+
+
+def set_aside_old_lake(lake: Path) -> None:
+    """A lake built from an earlier dataset would mix with the new one (its manifest has
+    seen files of the same names); move it aside rather than delete anything."""
+    if lake.is_dir() and any(lake.iterdir()):
+        aside = lake.with_name(f"{lake.name}.previous-{time.strftime('%Y%m%d%H%M%S')}")
+        lake.rename(aside)
+        print(f"the lake at {lake} was built from other data: moved it to {aside}")
 
 
 def available_stages() -> list[str]:
