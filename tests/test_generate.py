@@ -479,6 +479,15 @@ def test_consent_truth_matches_events(landing, truth):
                   strict=True))
     assert len(got) > 10
     assert len(got & ends) >= 0.95 * len(got)
+    # the first delivery's initial extract grants every consent in force from before the period
+    held = c[c["granted"] & (pd.to_datetime(c["valid_from"]) < pd.Timestamp(START))]
+    early = pd.to_datetime(ev["event_time"].str[:10], errors="coerce") < pd.Timestamp(START)
+    grants = ev[(ev["action"] == "grant") & early]
+    held_pairs = set(zip(held["member_id"], held["purpose"], strict=True))
+    granted_pairs = set(zip(grants["member_id"], grants["purpose"], strict=True))
+    assert len(held_pairs) > 100
+    assert len(held_pairs & granted_pairs) >= 0.97 * len(held_pairs)
+    assert granted_pairs <= set(zip(c["member_id"], c["purpose"], strict=True))
 
 
 # --- determinism and configuration --------------------------------------------------------

@@ -525,11 +525,12 @@ def consent(rng: np.random.Generator, s: Settings, people: People, members: pd.D
         g0 = rng.random(len(mpi)) < s.consent.initial_grant[pur]
         state = g0.copy()
         since = reg.copy()
-        # grant events for registrations inside the period
-        new = (reg >= 0) & g0
+        # A grant at registration: an event when it falls inside the period; for earlier
+        # members, a row of the first delivery's initial extract (like the CRM's), so the
+        # pipeline starts from every member's consent state.
         t_reg = reg * 86400 + 12 * 3600 + rng.integers(0, 3600, len(mpi))
-        ev_frames.append(pd.DataFrame({"pi": mpi[new], "member_id": prim["member_id"].to_numpy()[
-            new], "purpose": pur, "action": "grant", "ts": t_reg[new]}))
+        ev_frames.append(pd.DataFrame({"pi": mpi[g0], "member_id": prim["member_id"].to_numpy()[
+            g0], "purpose": pur, "action": "grant", "ts": t_reg[g0], "initial": reg[g0] < 0}))
         t = np.maximum(reg, 0).astype(float)
         for _ in range(3):
             rate = np.where(state, s.consent.withdraw_per_30d, s.consent.regrant_per_30d) / 30.0
@@ -543,7 +544,8 @@ def consent(rng: np.random.Generator, s: Settings, people: People, members: pd.D
             ts = day * 86400 + rng.integers(7 * 3600, 23 * 3600, len(day))
             ev_frames.append(pd.DataFrame({"pi": mpi[change], "member_id": prim[
                 "member_id"].to_numpy()[change], "purpose": pur,
-                "action": np.where(state[change], "withdraw", "grant"), "ts": ts[change]}))
+                "action": np.where(state[change], "withdraw", "grant"), "ts": ts[change],
+                "initial": False}))
             since = np.where(change, day, since)
             state = np.where(change, ~state, state)
             t = np.where(change, t, np.inf)
@@ -557,7 +559,8 @@ def consent(rng: np.random.Generator, s: Settings, people: People, members: pd.D
         "event_id": ids("CE", block, k, 113), "member_id": ev["member_id"].to_numpy(),
         "purpose": ev["purpose"].to_numpy(), "action": ev["action"].to_numpy(),
         "channel": chans[rng.integers(0, len(chans), k)], "event_time": ts_text(start, ts),
-        "_pi": ev["pi"].to_numpy(), "_ts": ts, "_deliver": ts // 86400, "_part": ""})
+        "_pi": ev["pi"].to_numpy(), "_ts": ts, "_deliver": np.maximum(ts // 86400, 0), "_part": "",
+        "_initial": ev["initial"].to_numpy(dtype=bool)})
     tr = pd.concat(truth_frames, ignore_index=True)
     tr = tr[(tr["to"] < 0) | (tr["to"] >= tr["from"])]
     truth = pd.DataFrame({
