@@ -48,16 +48,19 @@ def run_demo(env: EnvConfig, args: argparse.Namespace) -> int:
     from cradle.pipeline import make_context, run_stages
     from cradle.spark import build_spark
 
+    landing = Path(env.landing_root)
+    reuse = demo_data_present(landing)
+    if not reuse:  # before any Spark session opens the lake's metastore
+        set_aside_old_lake(Path(env.lake_root))
+
     banner("1. doctor")
     if cmd_doctor(args, env) != 0:
         return 1
 
-    landing = Path(env.landing_root)
     banner(f"2. generate {DEMO_MEMBERS} members x {DEMO_DAYS} days into {landing}")
-    if demo_data_present(landing):
-        print("demo data already generated (same members, days, start and seed): reusing it")
+    if reuse:
+        print("demo data already generated (same members, days, start, seed and settings): reusing it")
     else:
-        set_aside_old_lake(Path(env.lake_root))
         gen_args = argparse.Namespace(
             members=DEMO_MEMBERS,
             days=DEMO_DAYS,
