@@ -12,6 +12,7 @@ half-way through a nightly run.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -31,6 +32,17 @@ class Frozen(BaseModel):
     """Base for every config object: immutable, and unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+# Names marketers give tags and segments: they become column-like identifiers.
+SNAKE_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+
+
+def require_snake_case(names: Mapping[str, Any], what: str) -> None:
+    """Raise ValueError naming every key of ``names`` that is not lower-case snake_case."""
+    bad = [n for n in names if not re.match(SNAKE_NAME, n)]
+    if bad:
+        raise ValueError(f"{what} must match {SNAKE_NAME} (lower-case snake_case): {bad}")
 
 
 class SparkConfig(Frozen):

@@ -9,17 +9,15 @@ Every expression is parsed at load: a syntax error, an unknown field, tag or fun
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from pydantic import Field, field_validator
 
 from cradle.catalog import MEMBER_PROFILE
-from cradle.config import Frozen, load_model
+from cradle.config import Frozen, load_model, require_snake_case
 from cradle.segments.expressions import Expression, parse
 
 SEGMENTS_FILE = "segments.yaml"
-NAME = r"^[a-z][a-z0-9_]{0,62}$"
 
 
 class SegmentSpec(Frozen):
@@ -34,9 +32,7 @@ class SegmentsConfig(Frozen):
     @field_validator("segments")
     @classmethod
     def _names(cls, value: dict[str, SegmentSpec]) -> dict[str, SegmentSpec]:
-        bad = [n for n in value if not re.match(NAME, n)]
-        if bad:
-            raise ValueError(f"segment names must match {NAME} (lower-case snake_case): {bad}")
+        require_snake_case(value, "segment names")
         return value
 
 

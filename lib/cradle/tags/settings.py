@@ -18,10 +18,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from cradle.config import Frozen, load_model
+from cradle.config import Frozen, load_model, require_snake_case
 
 TAGS_FILE = "tags.yaml"
-NAME = r"^[a-z][a-z0-9_]{0,62}$"
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PLACEHOLDERS = ("run_date", "window_start", "window_days")
 
@@ -74,9 +73,7 @@ class ThirdPartySpec(Frozen):
     @field_validator("tags")
     @classmethod
     def _names(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = [n for n in value if not re.match(NAME, n)]
-        if bad:
-            raise ValueError(f"DMP tag names must match {NAME}: {bad}")
+        require_snake_case(value, "DMP tag names")
         return value
 
     def tag_names(self) -> tuple[str, ...]:
@@ -90,9 +87,7 @@ class TagsConfig(Frozen):
     @field_validator("tags")
     @classmethod
     def _tag_names(cls, value: dict[str, TagSpec]) -> dict[str, TagSpec]:
-        bad = [n for n in value if not re.match(NAME, n)]
-        if bad:
-            raise ValueError(f"tag names must match {NAME} (lower-case snake_case): {bad}")
+        require_snake_case(value, "tag names")
         return value
 
     @model_validator(mode="after")
