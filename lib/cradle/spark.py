@@ -40,6 +40,7 @@ def spark_conf(env: EnvConfig) -> dict[str, str]:
         "spark.sql.shuffle.partitions": str(env.spark.shuffle_partitions),
         "spark.sql.session.timeZone": env.spark.timezone,
         "spark.sql.adaptive.enabled": "true",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",  # Spark<->pandas hand-offs in Arrow
         "spark.ui.enabled": str(env.spark.ui_enabled).lower(),
         "spark.sql.warehouse.dir": env.warehouse_dir,
         # Writes stay in their partition and schemas are explicit; no silent evolution.
