@@ -63,7 +63,12 @@ class MetastoreConfig(Frozen):
 class GraphConfig(Frozen):
     engine: Literal["auto", "graphframes", "builtin"] = "auto"
     algorithm: Literal["two_phase", "randomized_contraction"] = "two_phase"
-    checkpoint_interval: int = Field(1, ge=1)
+    # Built-in engine: a reliable (file) checkpoint every this many rounds, local ones between.
+    # GraphFrames: its checkpointInterval.
+    checkpoint_interval: int = Field(4, ge=1)
+    # Built-in engine: a round with at most this many links runs as one task (one process);
+    # 0 keeps every round distributed over spark.sql.shuffle.partitions (cradle.graph).
+    single_task_rows: int = Field(2_000_000, ge=0)
 
 
 class SecretsConfig(Frozen):

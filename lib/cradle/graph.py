@@ -314,6 +314,8 @@ def _checkpoint_reliably(levels: dict[int, Level], level: int) -> DataFrame:
     saved = functools.reduce(DataFrame.unionByName, parts).checkpoint()
     for k in pending:
         levels[k] = Level(saved, levels[k].parents, reliable=True)
+    path = saved._jdf.queryExecution().logical().rdd().getCheckpointFile().get()
+    log.info("connected components: reliable checkpoint of rounds %s written to %s", pending, path)
     return saved
 
 

@@ -63,7 +63,15 @@ def evaluate(env: EnvConfig, args: argparse.Namespace) -> dict[str, Any]:
     for name, reader in (("ca-GrQc", read_ca_grqc), ("email-Eu-core", read_email_eu_core)):
         vertices, edges = reader(spark, folder)
         t0 = time.monotonic()
-        stats = component_stats(connected_components(vertices, edges, engine, env.graph.algorithm))
+        labels = connected_components(
+            vertices,
+            edges,
+            engine,
+            env.graph.algorithm,
+            env.graph.checkpoint_interval,
+            single_task_rows=env.graph.single_task_rows,
+        )
+        stats = component_stats(labels)
         stats["seconds"] = round(time.monotonic() - t0, 2)
         published = PUBLISHED[name]
         matches = all(stats[k] == v for k, v in published.items())
@@ -71,3 +79,41 @@ def evaluate(env: EnvConfig, args: argparse.Namespace) -> dict[str, Any]:
         result["graphs"][name] = {"measured": stats, "published": published, "matches": matches}
     result["passed"] = passed
     return result
+
+
+Case = tuple[DataFrame, DataFrame, DataFrame]
+
+
+def worst_cases(spark: SparkSession, n: int, seed: int = 7) -> dict[str, Case]:
+    """Graphs that are hard for star-contraction algorithms, ``n`` vertices each, with
+    their exact answer: name -> (vertices, edges, expected labels).
+
+    * ``path``: one path, ids random-looking (``xxhash64`` of the position, like
+      identity's vertex ids), so the smallest id sits anywhere along it;
+    * ``sorted_path``: one path whose ids increase along it, the worst order for rules that
+      hang a vertex from its smallest neighbour;
+    * ``star``: one centre and ``n - 1`` leaves (a vertex of huge degree);
+    * ``giant_and_singletons``: a random tree on half the vertices (each hangs from a
+      random earlier one) and as many vertices without any edge.
+    """
+    steps = spark.range(n - 1)
+    h = F.xxhash64
+    graphs = {
+        "path": steps.select(h(F.col("id")).alias("src"), h(F.col("id") + 1).alias("dst")),
+        "sorted_path": steps.select(F.col("id").alias("src"), (F.col("id") + 1).alias("dst")),
+        "star": steps.select(h(F.lit(n - 1).cast("long")).alias("src"), h(F.col("id")).alias("dst")),
+        "giant_and_singletons": spark.range(1, n // 2).select(
+            h(F.col("id")).alias("src"), h(F.floor(F.rand(seed) * F.col("id")).cast("long")).alias("dst")
+        ),
+    }
+    cases = {}
+    for name, edges in graphs.items():
+        joined = endpoints(edges)
+        expected = joined.crossJoin(joined.agg(F.min("id").alias("component")))
+        vertices = joined
+        if name == "giant_and_singletons":
+            singletons = spark.range(n // 2, n).select(h(F.col("id")).alias("id"))
+            vertices = joined.unionByName(singletons)
+            expected = expected.unionByName(singletons.select("id", F.col("id").alias("component")))
+        cases[name] = (vertices, edges, expected)
+    return cases
