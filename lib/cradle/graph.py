@@ -52,7 +52,7 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ CHECKPOINT_INTERVAL = 4  # default of graph.checkpoint_interval
 CHUNK_EDGES = 10_000_000  # local contraction works on at most this many edges at once
 MAX_TASK_ROWS = 20_000_000  # a round never gives one task more links than this
 BROADCAST_ROWS = 1_000_000  # label maps up to this size are broadcast in the final join
-PARENT, LINK = 0, 1
+PARENT, LINK, FINAL = 0, 1, 2
 
 LINK_SCHEMA = "x long, r long, requested boolean"
 ROUND_SCHEMA = "kind byte, x long, r long"
@@ -191,12 +191,14 @@ def _contract_chunk(batches: list[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 LINK_ARROW = pa.schema([("x", pa.int64()), ("r", pa.int64()), ("requested", pa.bool_())])
 
 
-def round_partition(batches: Iterator[pa.RecordBatch], first: bool) -> Iterator[pa.RecordBatch]:
+def round_partition(batches: Iterator[pa.RecordBatch], first: bool, alone: bool) -> Iterator[pa.RecordBatch]:
     """One round's work on the links of one partition (all links of each x are here).
 
     Emits the parent of each x (in the first round only of the requested vertices, the
     links there carry ``requested``) and the next round's links: the crossing edges
-    ``(r, m(x))`` contracted within this partition.
+    ``(r, m(x))`` contracted within this partition. When this task is ``alone`` (the
+    round's only one) that contraction covers every crossing edge, so its roots are final:
+    they are emitted as the next level's parents (``FINAL``) and no link goes on.
     """
     table = _table(batches, LINK_ARROW)
     import pandas as pd
@@ -216,7 +218,10 @@ def round_partition(batches: Iterator[pa.RecordBatch], first: bool) -> Iterator[
     crossing = candidate & (r != parent[codes])
     next_x, next_r = local_roots(r[crossing], parent[codes[crossing]])
     kinds = np.concatenate(
-        [np.full(int(keep.sum()), PARENT, dtype=np.int8), np.full(len(next_x), LINK, dtype=np.int8)]
+        [
+            np.full(int(keep.sum()), PARENT, dtype=np.int8),
+            np.full(len(next_x), FINAL if alone else LINK, dtype=np.int8),
+        ]
     )
     out = pa.table(
         {
@@ -237,6 +242,22 @@ def next_partitions(rows: int, previous_rows: int, previous: int, default: int, 
         return 1
     parts = previous // 2 if previous_rows and rows > previous_rows / 2 else previous
     return max(parts, 2 if default > 1 else 1, math.ceil(rows / MAX_TASK_ROWS))
+
+
+KINDS = {"parents": PARENT, "links": LINK, "final": FINAL}
+
+
+def count_of(kind: int) -> Column:
+    return F.coalesce(F.sum((F.col("kind") == kind).cast("long")), F.lit(0))
+
+
+def estimated_rows(frame: DataFrame) -> int:
+    """Spark's own estimate of a frame's rows, from its optimised plan (no job runs):
+    exact for literal frames and files, an overestimate after joins and filters."""
+    stats = frame._jdf.queryExecution().optimizedPlan().stats()
+    if stats.rowCount().isDefined():
+        return int(str(stats.rowCount().get()))
+    return int(str(stats.sizeInBytes())) // (8 + 8 * len(frame.columns))
 
 
 @dataclass
@@ -263,19 +284,26 @@ def contraction_components(
         F.col("id").alias("x"), F.col("id").alias("r"), F.lit(True).alias("requested")
     )
     todo = links.unionByName(requested)
-    parts, previous_rows = default, 0
+    first_rows = 2 * estimated_rows(edges) + estimated_rows(vertices)
+    parts = 1 if first_rows <= single_task_rows else default
+    previous_rows = 0
     levels: dict[int, Level] = {}
     made: list[DataFrame] = []  # every checkpointed frame, released at the end
     for level in range(1, MAX_ROUNDS + 1):
         observation = Observation(f"connected_components_round_{level}")
+        step = functools.partial(round_partition, first=level == 1, alone=parts == 1)
         out = (
             todo.repartition(parts, "x")
-            .mapInArrow(functools.partial(round_partition, first=level == 1), ROUND_SCHEMA)
-            .withColumn("level", F.lit(level))
-            .observe(
-                observation,
-                F.coalesce(F.sum((F.col("kind") == LINK).cast("long")), F.lit(0)).alias("links"),
-                F.coalesce(F.sum((F.col("kind") == PARENT).cast("long")), F.lit(0)).alias("parents"),
+            .mapInArrow(step, ROUND_SCHEMA)
+            .observe(observation, *[count_of(kind).alias(name) for name, kind in KINDS.items()])
+            # A single task's final roots are the next level's parents.
+            .select(
+                F.when(F.col("kind") == FINAL, F.lit(PARENT).cast("byte"))
+                .otherwise(F.col("kind"))
+                .alias("kind"),
+                "x",
+                "r",
+                (F.lit(level) + (F.col("kind") == FINAL).cast("int")).alias("level"),
             )
             .localCheckpoint()
         )
@@ -283,12 +311,17 @@ def contraction_components(
         counts = {k: int(v) for k, v in observation.get.items()}
         levels[level] = Level(out, counts["parents"])
         log.info(
-            "connected components: round %d on %d task(s): %d parents, %d links on",
+            "connected components: round %d on %d task(s): %d parents, %d links on, %d final",
             level,
             parts,
             counts["parents"],
             counts["links"],
+            counts["final"],
         )
+        last = level
+        if counts["final"]:
+            last = level + 1
+            levels[last] = Level(out, counts["final"])
         if counts["links"] == 0:
             break
         if level % checkpoint_interval == 0:
@@ -301,7 +334,7 @@ def contraction_components(
         previous_rows = counts["links"]
     else:
         raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
-    result = _resolve(levels, level).localCheckpoint()
+    result = _resolve(levels, last).localCheckpoint()
     _release(spark, made)
     return result
 
