@@ -113,7 +113,7 @@ def connected_components(
     vertex id in the component, once per distinct non-null ``id``. ``algorithm`` applies
     to GraphFrames only; ``checkpoint_interval`` is how many rounds pass between reliable
     checkpoints; ``single_task_rows`` is explained in the module docstring. The built-in
-    engine returns a materialised (locally checkpointed) frame.
+    engine runs its rounds when called; what it returns reads their local checkpoints.
 
     >>> connected_components(v, e).groupBy("component").count()
     """
@@ -334,7 +334,13 @@ def contraction_components(
         previous_rows = counts["links"]
     else:
         raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
-    result = _resolve(levels, last).localCheckpoint()
+    result = _resolve(levels, last)
+    if not any(level.reliable for level in levels.values()):
+        # Only local checkpoints behind it: Spark drops their blocks once the result is
+        # garbage; materialising it here would cost a pass over every vertex for nothing.
+        return result
+    # Files must not outlive the call: materialise the labels, then delete them.
+    result = result.localCheckpoint()
     _release(spark, made)
     return result
 
