@@ -284,7 +284,8 @@ def contraction_components(
         F.col("id").alias("x"), F.col("id").alias("r"), F.lit(True).alias("requested")
     )
     todo = links.unionByName(requested)
-    first_rows = 2 * estimated_rows(edges) + estimated_rows(vertices)
+    # Spark's estimate of file-backed frames is their compressed size: leave a wide margin.
+    first_rows = 4 * (2 * estimated_rows(edges) + estimated_rows(vertices))
     parts = 1 if first_rows <= single_task_rows else default
     previous_rows = 0
     levels: dict[int, Level] = {}
