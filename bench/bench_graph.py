@@ -154,11 +154,12 @@ def write_case(spark, name: str, args: argparse.Namespace, work: Path) -> Path:
     """The case's vertices and edges as Parquet (returns its folder)."""
     if name == "identity" and args.identity_edges:
         return Path(args.identity_edges)
-    folder = work / name
+    key = f"identity_like_{args.identity_scale}_{args.seed}" if name == "identity" else f"{name}_{args.n}"
+    folder = work / key
     if (folder / "edges.parquet").exists():
         return folder
     if name == "identity":
-        ids, src, dst = identity_like(args.seed)
+        ids, src, dst = identity_like(args.seed, args.identity_scale)
         folder.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table({"id": ids}), folder / "vertices.parquet")
         pq.write_table(pa.table({"src": src, "dst": dst}), folder / "edges.parquet")
@@ -176,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", nargs="+", default=["identity", *CASES])
     p.add_argument("--n", type=int, default=1_000_000, help="vertices of each worst case")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--identity-scale", type=float, default=1.0, help="size of the synthetic identity graph")
     p.add_argument("--checkpoint-interval", type=int, default=4)
     p.add_argument("--driver-memory", default="6g")
     args = p.parse_args(argv)

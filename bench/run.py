@@ -25,6 +25,7 @@ QUICK: dict[str, list[str]] = {
     "generate": ["--members", "20000", "--days", "30"],
     "ingest": ["--members", "20000", "--days", "3"],
     "identity": ["--members", "5000", "--days", "10", "--work", "/tmp/cradle-bench-identity"],
+    "graph": ["--n", "100000", "--identity-scale", "0.1", "--work", "/tmp/cradle-bench-graph"],
 }
 
 
