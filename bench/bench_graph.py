@@ -97,7 +97,8 @@ def identity_like(seed: int = 7, scale: float = 1.0) -> tuple[np.ndarray, np.nda
     first = np.r_[True, record[1:] != record[:-1]]
     hub = np.maximum.accumulate(np.where(first, np.arange(len(record)), 0))
     keep = value != value[hub]
-    pairs = np.unique(value[hub][keep] * (values + 1) + value[keep])
+    # Rows in a random order, as Spark's hash partitioning leaves them (no locality).
+    pairs = rng.permutation(np.unique(value[hub][keep] * (values + 1) + value[keep]))
     src, dst = ids[pairs // (values + 1)], ids[pairs % (values + 1)]
     return np.unique(vid), src, dst
 
@@ -157,7 +158,8 @@ def write_case(spark, name: str, args: argparse.Namespace, work: Path) -> Path:
     """The case's vertices and edges as Parquet (returns its folder)."""
     if name == "identity" and args.identity_edges:
         return Path(args.identity_edges)
-    key = f"identity_like_{args.identity_scale}_{args.seed}" if name == "identity" else f"{name}_{args.n}"
+    identity = f"identity_like_shuffled_{args.identity_scale}_{args.seed}"
+    key = identity if name == "identity" else f"{name}_{args.n}"
     folder = work / key
     if (folder / "edges.parquet").exists():
         return folder

@@ -95,6 +95,8 @@ def worst_cases(spark: SparkSession, n: int, seed: int = 7) -> dict[str, Case]:
     * ``star``: one centre and ``n - 1`` leaves (a vertex of huge degree);
     * ``giant_and_singletons``: a random tree on half the vertices (each hangs from a
       random earlier one) and as many vertices without any edge.
+
+    The edges come in a random order, as a hash-partitioned edge list does.
     """
     steps = spark.range(n - 1)
     h = F.xxhash64
@@ -107,7 +109,9 @@ def worst_cases(spark: SparkSession, n: int, seed: int = 7) -> dict[str, Case]:
         ),
     }
     cases = {}
-    for name, edges in graphs.items():
+    for name, ordered in graphs.items():
+        # Edges in a random (hash) order, so no partition holds a stretch of the path.
+        edges = ordered.orderBy(h(F.col("src"), F.col("dst")))
         joined = endpoints(edges)
         expected = joined.crossJoin(joined.agg(F.min("id").alias("component")))
         vertices = joined
