@@ -253,7 +253,8 @@ def count_of(kind: int) -> Column:
 
 def estimated_rows(frame: DataFrame) -> int:
     """Spark's own estimate of a frame's rows, from its optimised plan (no job runs):
-    exact for literal frames and files, an overestimate after joins and filters."""
+    exact for local relations, from the compressed size for files, an overestimate after
+    joins and filters, and unknown (huge) for frames built on RDDs."""
     stats = frame._jdf.queryExecution().optimizedPlan().stats()
     if stats.rowCount().isDefined():
         return int(str(stats.rowCount().get()))
