@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components as scipy_components
@@ -137,6 +138,23 @@ def test_worst_cases_for_star_algorithms(spark: SparkSession, mode: str) -> None
         got = connected_components(vertices, edges, engine="builtin", **MODES[mode])
         assert want.count() == 100_000, name
         assert_same_rows(got, want)
+
+
+def test_rounds_do_not_stall_on_a_path_split_across_partitions(spark: SparkSession) -> None:
+    """Increasing ids chosen so that path neighbours always land in different partitions
+    under Spark's hash partitioning into two. Partitioned by that fixed hash, no round
+    would contract anything and each would remove one vertex (MAX_ROUNDS would run out);
+    salting the partitioning by round lets contraction work again."""
+    rows = spark.range(30_000).select("id", F.pmod(F.hash("id"), F.lit(2)).alias("p")).collect()
+    ids: list[int] = []
+    side = None
+    for row in rows:
+        if row["p"] != side:
+            ids.append(row["id"])
+            side = row["p"]
+    edges = list(itertools.pairwise(ids))
+    got = components(spark, ids, edges[::2] + edges[1::2], single_task_rows=0)
+    assertDataFrameEqual(got, spark.createDataFrame([(i, ids[0]) for i in ids], LABEL))
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -295,7 +295,9 @@ def contraction_components(
         observation = Observation(f"connected_components_round_{level}")
         step = functools.partial(round_partition, first=level == 1, alone=parts == 1)
         out = (
-            todo.repartition(parts, "x")
+            # Salted by the round: a fixed hash would let a path settle into neighbours that
+            # always sit in different partitions, where no round contracts anything.
+            todo.repartition(parts, F.xxhash64(F.col("x"), F.lit(level)))
             .mapInArrow(step, ROUND_SCHEMA)
             .observe(observation, *[count_of(kind).alias(name) for name, kind in KINDS.items()])
             # A single task's final roots are the next level's parents.
