@@ -58,7 +58,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from cradle.catalog import TABLES
+from cradle.catalog import LAYERS, TABLES
 from cradle.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -202,6 +202,7 @@ ANALYSED_LEAVES = frozenset(
 )
 
 SPARK_CATALOG = "spark_catalog"
+LAKE_DATABASES = frozenset(f"cradle_{layer}" for layer in LAYERS)
 
 
 class SqlRefused(ConfigError):
@@ -413,7 +414,7 @@ def _qualified(parts: tuple[str, ...], origin: str) -> str:
             f"reads {parts[0]} without its database; name lake tables in full (cradle_silver.pos_orders)",
         )
     if len(lowered) != 2:
-        raise refused(origin, f"reads {'.'.join(parts)}, which is not a table of the lake")
+        raise refused(origin, f"reads {'.'.join(parts)}, which is outside the lake")
     return ".".join(lowered)
 
 
@@ -424,12 +425,12 @@ def _check_table(name: str, readable: Mapping[str, frozenset[str]], origin: str)
             f"reads {name}, which is restricted (sensitive personal data); user SQL may not read it",
         )
     if name not in readable:
-        where = (
-            "a lake table it may not read"
-            if name in TABLES or name.startswith("cradle_")
-            else ("not a table of the lake")
-        )
-        raise refused(origin, f"reads {name}, which is {where}; it may read: {', '.join(sorted(readable))}")
+        may = f"it may read: {', '.join(sorted(readable)) or 'no table'}"
+        if name in TABLES:
+            raise refused(origin, f"reads {name}, which it may not read; {may}")
+        if name.split(".", maxsplit=1)[0] in LAKE_DATABASES:
+            raise refused(origin, f"reads unknown table {name}; {may}")
+        raise refused(origin, f"reads {name}, which is outside the lake; {may}")
 
 
 def _span(node: object) -> tuple[int | None, int | None]:
