@@ -149,6 +149,11 @@ STATEMENT_NAMES = {
     "CreateVariable": "DECLARE VARIABLE",
     "SetVariable": "SET VARIABLE",
     "ExplainCommand": "EXPLAIN",
+    "AddColumns": "ALTER TABLE",
+    "TruncateTable": "TRUNCATE TABLE",
+    "VacuumTableCommand": "VACUUM",
+    "OptimizeTableCommand": "OPTIMIZE",
+    "RestoreTableStatement": "RESTORE",
 }
 
 # Built-in functions refused in user SQL, and why.
@@ -298,7 +303,7 @@ def check_reads_only(rows: DataFrame, views: Collection[str], origin: str) -> No
             if not node.isTempView() or name.lower() not in allowed:
                 raise refused(origin, f"reads view {name}, which it may not read")
         elif node.children().isEmpty() and node.innerChildren().isEmpty() and cls not in ANALYSED_LEAVES:
-            raise refused(origin, f"reads {_simple(cls)} data outside the tables it may read")
+            raise refused(origin, f"reads data outside the tables it may read ({_simple(cls)})")
 
 
 def check_expression(spark: SparkSession, text: str, origin: str) -> None:
