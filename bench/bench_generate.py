@@ -15,6 +15,7 @@ import os
 import platform
 import resource
 import shutil
+import sys
 import tempfile
 import time
 from datetime import date
@@ -52,7 +53,7 @@ def run(members: int, days: int, workers: int, seed: int, keep: str | None) -> d
             "peak_rss_gib": peak_rss_gib()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--days", type=int, nargs="+", default=[90],
@@ -60,7 +61,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", default=None, help="write here and keep the output")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     days = args.days * len(args.members) if len(args.days) == 1 else args.days
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, python "
@@ -79,7 +80,8 @@ def main() -> None:
         print(f"| {r['members']:,} | {r['days']} | {r['workers']} | {r['wall_s']:.0f} s | "
               f"{r['rows']:,} | {r['rows_per_s']:,.0f} | {r['files']:,} | "
               f"{r['landing_gib']:.2f} GiB | {r['truth_gib']:.2f} GiB |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -15,6 +15,7 @@ import argparse
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from datetime import date, timedelta
@@ -78,13 +79,13 @@ def run(members: int, days: int, data: str | None, workers: int) -> list[dict]:
     return results
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, nargs="+", default=[100_000])
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--data", default=None, help="reuse this generated landing folder (one scale)")
     parser.add_argument("--workers", type=int, default=2, help="generator workers")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rows = [r for m in args.members for r in run(m, args.days, args.data, args.workers)]
     print(f"\nMachine: {platform.platform()}, {os.cpu_count()} cores; Spark local[2]\n")
     print("| members | days | run | rows read | wall (s) | rows/s |")
@@ -92,7 +93,8 @@ def main() -> None:
     for r in rows:
         cells = [f"{r['members']:,}", str(r["days"]), r["run"], f"{r['rows']:,}", f"{r['wall_s']:.0f}"]
         print("| " + " | ".join([*cells, f"{r['rows_per_s']:,.0f}"]) + " |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

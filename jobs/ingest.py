@@ -8,7 +8,7 @@
 
 import sys
 
-from cradle.pipeline import main_for_job
+from cradle.cli import main_for_job
 
 if __name__ == "__main__":
     sys.exit(main_for_job("ingest"))

@@ -9,7 +9,7 @@ cradle_gold.segment_members and their size history.
 
 import sys
 
-from cradle.pipeline import main_for_job
+from cradle.cli import main_for_job
 
 if __name__ == "__main__":
     sys.exit(main_for_job("segments"))

@@ -22,7 +22,7 @@ from cradle.identity.graph import identifier_occurrences, records
 from cradle.identity.guards import blocked_list, cluster_records, value_status
 from cradle.identity.settings import IdentityConfig, load_identity
 from cradle.identity.stable_ids import assign_one_ids, id_events
-from cradle.ingest.protect import hmac_hex
+from cradle.privacy import hmac_hex
 
 KEY = bytes(range(32))
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"

@@ -12,10 +12,17 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from cradle.catalog import DATA_QUALITY, INGEST_MANIFEST, INGEST_PARTITIONS, LANDED_RECORDS, QUARANTINE
-from cradle.ingest.stage import silver_tables
+from cradle.catalog import (
+    DATA_QUALITY,
+    INGEST_MANIFEST,
+    INGEST_PARTITIONS,
+    LANDED_RECORDS,
+    QUARANTINE,
+    silver_tables,
+)
 from cradle.lake import Lake
 from cradle.pipeline import make_context, run_stages
+from cradle.sources import load_sources
 
 PLAIN = ["13800138000", "13912345678", "王小明", "深圳市南山区科技园1号"]
 POS_HEADER = "order_no,line_no,store_id,member_card_no,mobile,sku,qty,unit_price,amount,paid_at\n"
@@ -165,7 +172,7 @@ def test_quarantine_reasons(day_one: Lake, spark: SparkSession) -> None:
 
 
 def test_silver_is_typed_normalised_and_protected(day_one: Lake, spark: SparkSession) -> None:
-    tables = silver_tables()
+    tables = silver_tables(load_sources().sources)
     pos = mine(day_one.read(tables["pos_orders"]), "_file").select(
         "order_no", "mobile_masked", "mobile_status", "amount", "event_date", "_line"
     )
@@ -217,7 +224,7 @@ def test_late_rows_land_in_their_event_date_and_are_recorded(day_one: Lake, spar
             "event_date date, rows long, is_late boolean",
         ),
     )
-    table = silver_tables()["pos_orders"]
+    table = silver_tables(load_sources().sources)["pos_orders"]
     assert DeltaTable.forPath(spark, day_one.path(table)).detail().first()["partitionColumns"] == [
         "event_date"
     ]
@@ -243,7 +250,7 @@ def snapshot(spark: SparkSession, lake: Lake) -> dict[str, tuple[int, list]]:
         INGEST_MANIFEST,
         INGEST_PARTITIONS,
         DATA_QUALITY,
-        *silver_tables().values(),
+        *silver_tables(load_sources().sources).values(),
     ]
     out = {}
     for table in tables:
@@ -286,7 +293,9 @@ def test_correction_replaces_rows_and_nothing_is_doubled(
     assert statuses["pos_orders/2026-03-01/pos_orders_20260301.v2.csv"] == ("loaded", None)
     assert statuses["ecom_orders/2026-03-02/ecom_orders_tmall_20260302.jsonl"][0] == "duplicate"
 
-    pos = mine(day_one.read(silver_tables()["pos_orders"]), "_file").select("order_no", "amount")
+    pos = mine(day_one.read(silver_tables(load_sources().sources)["pos_orders"]), "_file").select(
+        "order_no", "amount"
+    )
     assertDataFrameEqual(
         pos,
         spark.createDataFrame(
@@ -312,7 +321,7 @@ def test_correction_replaces_rows_and_nothing_is_doubled(
 
 
 def test_no_plain_personal_data_in_any_table(day_one: Lake, spark: SparkSession) -> None:
-    for table in [LANDED_RECORDS, QUARANTINE, *silver_tables().values()]:
+    for table in [LANDED_RECORDS, QUARANTINE, *silver_tables(load_sources().sources).values()]:
         frame = day_one.read(table)
         text = F.concat_ws("\u0001", *(F.col(c).cast("string") for c in frame.columns))
         leaks = frame.where(F.greatest(*(F.instr(text, p) for p in PLAIN)) > 0).count()

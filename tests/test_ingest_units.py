@@ -13,9 +13,9 @@ from cradle.config import load_env
 from cradle.ingest import normalise as N
 from cradle.ingest.parse import TRUNCATED, logical_name, parse_file
 from cradle.ingest.plan import DeliveredFile, KnownFile, plan_files
-from cradle.ingest.protect import SecretsError, hmac_hex, load_keys, token
-from cradle.ingest.settings import SourceSpec, load_sources, parse_ddl
 from cradle.ingest.validate import RuleError, check_rules
+from cradle.privacy import SecretsError, hmac_hex, load_keys, token
+from cradle.sources import SourceSpec, load_sources, parse_ddl
 
 # --- parsing ---------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ def fresh(lake: Lake, spark: SparkSession) -> Lake:
     import shutil
 
     shutil.rmtree(lake.path(SCRATCH), ignore_errors=True)
+    lake._ensured.discard(SCRATCH.qualified_name)
     return lake
 
 
@@ -56,9 +57,24 @@ def test_merge_is_idempotent_and_upserts(fresh: Lake, spark: SparkSession) -> No
     assertDataFrameEqual(fresh.read(SCRATCH), frame(spark, [("a", D1, 10), ("b", D1, 21), ("c", D2, 30)]))
 
 
-def test_merge_refuses_duplicate_keys(fresh: Lake, spark: SparkSession) -> None:
-    with pytest.raises(ValueError, match="not unique"):
-        fresh.merge(SCRATCH, frame(spark, [("a", D1, 1), ("a", D1, 2)]))
+def test_a_write_that_changes_nothing_reports_zero_rows(
+    fresh: Lake, spark: SparkSession
+) -> None:
+    fresh.overwrite(SCRATCH, frame(spark, [("a", D1, 10), ("b", D1, 20)]))
+    before = fresh.version(SCRATCH)
+    result = fresh.merge(SCRATCH, frame(spark, [("a", D1, 11)]), update_when="s.amount > t.amount + 5")
+    assert result.rows_written == 0
+    assert before is not None
+    # The previous commit wrote 2 rows; a later no-op write must not report them.
+    appended = fresh.append(SCRATCH, frame(spark, []))
+    assert appended.rows_written == 0
+
+
+def test_reading_a_missing_table_creates_nothing(fresh: Lake, spark: SparkSession) -> None:
+    assert fresh.read(SCRATCH).schema == SCRATCH.schema
+    assert fresh.read(SCRATCH).count() == 0
+    assert not fresh.exists(SCRATCH)
+    assert not spark.catalog.tableExists(SCRATCH.qualified_name)
 
 
 def test_replace_where_touches_only_its_partition(fresh: Lake, spark: SparkSession) -> None:

@@ -19,15 +19,16 @@ from cradle.catalog import (
     SEGMENT_MEMBERS,
     SEGMENT_SIZES,
     Table,
+    silver_tables,
 )
 from cradle.config import ConfigError
-from cradle.ingest.stage import silver_tables
 from cradle.lake import Lake
 from cradle.segments.expressions import Between, Binary, Call, In, Interval, IsNull, Lit, Name, Unary, parse
 from cradle.segments.members import segment_members, segment_sizes, wide_frame
 from cradle.segments.preview import preview
 from cradle.segments.settings import LimitsSpec, SegmentsConfig, load_segments, parse_segments, profile_fields
 from cradle.segments.stage import write_segments
+from cradle.sources import load_sources
 from cradle.tags.settings import load_tags
 
 RUN = date(2026, 3, 31)
@@ -310,7 +311,7 @@ def delta_state(root: str) -> dict[str, int]:
 
 
 def test_preview_prints_size_and_masked_sample_and_writes_nothing(spark, lake: Lake):
-    crm = silver_tables()["crm_members"]
+    crm = silver_tables(load_sources().sources)["crm_members"]
     lake.overwrite(
         crm,
         table_rows(

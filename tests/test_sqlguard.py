@@ -15,16 +15,15 @@ from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from cradle import sqlguard
-from cradle.catalog import MEMBER_BABIES, MEMBER_PROFILE, MEMBER_TAGS, Table
+from cradle.catalog import MEMBER_BABIES, MEMBER_PROFILE, MEMBER_TAGS, Table, silver_tables
 from cradle.config import ConfigError
 from cradle.identity.graph import identifier_occurrences
 from cradle.identity.settings import IdentityConfig
-from cradle.ingest.settings import load_sources
-from cradle.ingest.stage import silver_tables
 from cradle.ingest.validate import check_rules
 from cradle.lake import Lake
 from cradle.profile.rfm import feed_orders
 from cradle.profile.settings import OrdersFeed
+from cradle.sources import load_sources
 from cradle.tags.engine import compile_rules, rule_tags
 from cradle.tags.settings import TagsConfig
 
@@ -373,7 +372,7 @@ def delta_version(spark: SparkSession, path: str) -> int:
 
 
 def test_hostile_user_sql_in_every_channel_changes_no_table(spark, lake: Lake, lake_root: Path):
-    silver = silver_tables()
+    silver = silver_tables(load_sources().sources)
     pos, crm = silver["pos_orders"], silver["crm_members"]
     tables = [pos, crm, MEMBER_BABIES, MEMBER_PROFILE, MEMBER_TAGS]
     written: dict[str, DataFrame] = {}

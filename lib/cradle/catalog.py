@@ -8,8 +8,9 @@ and ``cradle_ops`` (run records and data health).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pyspark.sql import types as T
 
@@ -90,14 +91,17 @@ JOB_RUNS = register(
     Table(
         name="job_runs",
         layer="ops",
-        description="One row per job attempt: what ran, for which date, how it ended.",
+        description=(
+            "One row per job attempt: what ran, for which date, how it ended (succeeded, failed, "
+            "or abandoned: killed mid-stage and rolled back by the next run)."
+        ),
         schema=schema(
             ("run_id", STR, False),
             ("job", STR, False),
             ("run_date", DATE),
             ("env", STR),
             ("status", STR, False),
-            ("started_at", TS),
+            ("started_at", TS, False),
             ("ended_at", TS),
             ("duration_s", DBL),
             ("rows_read", T.MapType(STR, LONG)),
@@ -106,7 +110,7 @@ JOB_RUNS = register(
             ("details", T.MapType(STR, STR)),
             ("error", STR),
         ),
-        keys=("run_id", "job"),
+        keys=("run_id", "job", "started_at"),
         partition_by=(),
     )
 )
@@ -268,7 +272,7 @@ def source_columns(field_name: str, field_type: str, spark_type: T.DataType) -> 
     return [T.StructField(n, t) for n, t in by_type.get(field_type, [(f, spark_type)])]
 
 
-def source_table(name: str, spec) -> Table:  # spec: cradle.ingest.settings.SourceSpec
+def source_table(name: str, spec: Any) -> Table:  # spec: cradle.sources.SourceSpec
     """The silver table of a landing source, derived from its entry in conf/sources.yaml."""
     fields: list[T.StructField] = []
     for field_name, field_spec in spec.fields.items():
@@ -290,6 +294,20 @@ def source_table(name: str, spec) -> Table:  # spec: cradle.ingest.settings.Sour
         partition_by=("event_date",) if spec.has_event_date and spec.partitioned else (),
         protected=protected,
     )
+
+
+def silver_tables(sources: Mapping[str, Any]) -> dict[str, Table]:
+    """The silver table of every configured source, by source name (pure: registers nothing).
+
+    >>> silver_tables(load_sources().sources)["pos_orders"].keys
+    ('order_no', 'line_no')
+    """
+    return {name: source_table(name, spec) for name, spec in sources.items()}
+
+
+def all_tables(sources: Mapping[str, Any]) -> dict[str, Table]:
+    """Every table Cradle writes, the silver tables of ``sources`` included, by qualified name."""
+    return {**TABLES, **{t.qualified_name: t for t in silver_tables(sources).values()}}
 
 
 # --- identity (OneID) ------------------------------------------------------------------

@@ -5,23 +5,85 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
+from pathlib import Path
 
 from cradle.config import ConfigError, EnvConfig, load_env
+from cradle.privacy import MaskingFilter, mask_text_str
+from cradle.runs import LakeLocked
 
 log = logging.getLogger("cradle")
 
 
-def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+def setup_logging(verbose: bool, log_file: Path | None = None) -> None:
+    """Console logging (INFO, or DEBUG with --verbose) and, when given, a full DEBUG log file.
+    Every handler masks mobiles and long digit runs (``cradle.privacy.MaskingFilter``)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    console = logging.StreamHandler()
+    console.setLevel(logging.DEBUG if verbose else logging.INFO)
+    handlers: list[logging.Handler] = [console]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(MaskingFilter())
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose or log_file is not None else logging.INFO)
     for noisy in ("py4j", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def log_file_for(env: EnvConfig, command: str) -> Path | None:
+    if env.log_dir is None:
+        return None
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(env.log_dir) / f"cradle-{command}-{stamp}-{os.getpid()}.log"
+
+
+DERBY_BUSY = "Another instance of Derby may have already booted the database"
+
+
+def one_line(err: BaseException, env: EnvConfig | None) -> str:
+    """What went wrong, in one masked line a user can act on."""
+    text = str(err)
+    if DERBY_BUSY in text or "XSDB6" in text:
+        holder = ""
+        if env is not None:
+            lock = Path(env.lake_root) / "_ops" / "lock"
+            if lock.is_file():
+                try:
+                    info = json.loads(lock.read_text(encoding="utf-8"))
+                    holder = f" by run {info.get('run_id')} ({info.get('command')}, pid {info.get('pid')})"
+                except (OSError, ValueError):
+                    holder = ""
+        where = f" in {env.lake_root}/_metastore" if env is not None else ""
+        return (
+            f"the lake's embedded metastore{where} is in use{holder or ' by another process'} "
+            "(embedded Derby allows one process at a time): wait for it, or close the notebook or "
+            "command holding it"
+        )
+    if isinstance(err, (ConfigError, LakeLocked)):
+        first = text.strip()
+    else:
+        lines = [line for line in text.strip().splitlines() if line.strip()]
+        first = f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return mask_text_str(first)[:500]
+
+
+def report_failure(command: str, err: BaseException, env: EnvConfig | None, log_file: Path | None) -> int:
+    log.debug("cradle %s failed", command, exc_info=err)
+    where = (
+        f" (full trace: {log_file}; --verbose shows it here)" if log_file else " (--verbose shows the trace)"
+    )
+    print(f"cradle {command}: {one_line(err, env)}{where}", file=sys.stderr)
+    return 1
 
 
 def run_date(text: str) -> date:
@@ -53,26 +115,33 @@ def job_parser(stage_name: str) -> argparse.ArgumentParser:
     return parser
 
 
+def main_for_job(stage_name: str, argv: list[str] | None = None) -> int:
+    """Entry point shared by the thin scripts in ``jobs/`` (spark-submit)."""
+    from cradle.pipeline import make_context, run_stages
+    from cradle.spark import build_spark
+
+    args = job_parser(stage_name).parse_args(argv)
+    setup_logging(args.verbose)
+    env: EnvConfig | None = None
+    log_file = None
+    try:
+        env = load_env(args.env, lake=args.lake, landing=args.landing)
+        log_file = log_file_for(env, stage_name)
+        setup_logging(args.verbose, log_file)
+        spark = build_spark(env, app_name=f"cradle-{stage_name}")
+        run_stages(spark, env, [stage_name], make_context(env, args.run_date, args.run_id, args.full))
+    except Exception as err:
+        return report_failure(f"job {stage_name}", err, env, log_file)
+    return 0
+
+
 # --- subcommands ---------------------------------------------------------------------------
 
 
 def cmd_doctor(args: argparse.Namespace, env: EnvConfig) -> int:
-    from cradle.doctor import run_checks, version_report
-    from cradle.spark import build_spark
+    from cradle.doctor import report
 
-    print("Cradle doctor")
-    for name, value in version_report().items():
-        print(f"  {name:<15} {value}")
-    print(f"  {'env':<15} {env.name}, lake {env.lake_root}")
-    checks = run_checks(lambda: build_spark(env, app_name="cradle-doctor"), env)
-    for check in checks:
-        print(f"  [{'ok' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
-    failed = [c for c in checks if not c.ok]
-    if failed or len(checks) < 3:
-        print(f"doctor: {len(failed) or 'some'} check(s) failed", file=sys.stderr)
-        return 1
-    print("doctor: all checks passed")
-    return 0
+    return report(env)
 
 
 def cmd_run(args: argparse.Namespace, env: EnvConfig) -> int:
@@ -103,12 +172,12 @@ def cmd_generate(args: argparse.Namespace, env: EnvConfig) -> int:
 
 
 def cmd_tables(args: argparse.Namespace, env: EnvConfig) -> int:
-    from cradle.catalog import LAYERS, TABLES
+    from cradle.catalog import LAYERS, all_tables
     from cradle.config import join_uri
-    from cradle.ingest.stage import silver_tables
+    from cradle.sources import load_sources
 
-    silver_tables()
-    for table in sorted(TABLES.values(), key=lambda t: (LAYERS.index(t.layer), t.name)):
+    tables = all_tables(load_sources().sources).values()
+    for table in sorted(tables, key=lambda t: (LAYERS.index(t.layer), t.name)):
         print(f"{table.qualified_name}")
         print(f"    {table.description}")
         partitions = ", ".join(table.partition_by) or "-"
@@ -206,7 +275,17 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"cradle: configuration error:\n{err}", file=sys.stderr)
         return 2
-    return func(args, env)
+    log_file = log_file_for(env, args.command)
+    setup_logging(args.verbose, log_file)
+    try:
+        return func(args, env)
+    except KeyboardInterrupt:
+        print(f"cradle {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if args.verbose:
+            log.exception("cradle %s failed", args.command)
+        return report_failure(args.command, err, env, log_file)
 
 
 if __name__ == "__main__":

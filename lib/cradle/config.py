@@ -92,6 +92,13 @@ class EnvConfig(Frozen):
     def warehouse_dir(self) -> str:
         return join_uri(self.lake_root, "_warehouse")
 
+    @property
+    def log_dir(self) -> str | None:
+        """Where commands keep their full logs: ``<lake>/_logs`` for a lake on local disk;
+        None on a cluster lake (the scheduler keeps the driver's output)."""
+        scheme = self.lake_root.split("://", 1)[0] if "://" in self.lake_root else "file"
+        return join_uri(self.lake_root.removeprefix("file://"), "_logs") if scheme == "file" else None
+
 
 M = TypeVar("M", bound=BaseModel)
 

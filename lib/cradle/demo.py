@@ -43,7 +43,7 @@ def demo_data_present(landing: Path) -> bool:
 
 
 def run_demo(env: EnvConfig, args: argparse.Namespace) -> int:
-    from cradle.cli import cmd_doctor
+    from cradle.doctor import report
     from cradle.generate.cli import run_generate
     from cradle.pipeline import make_context, run_stages
     from cradle.spark import build_spark
@@ -54,7 +54,7 @@ def run_demo(env: EnvConfig, args: argparse.Namespace) -> int:
         set_aside_old_lake(Path(env.lake_root))
 
     banner("1. doctor")
-    if cmd_doctor(args, env) != 0:
+    if report(env) != 0:
         return 1
 
     banner(f"2. generate {DEMO_MEMBERS} members x {DEMO_DAYS} days into {landing}")
@@ -104,17 +104,18 @@ def available_stages() -> list[str]:
 
 
 def show(spark: SparkSession, env: EnvConfig) -> None:
-    from cradle.catalog import INGEST_MANIFEST, JOB_RUNS, QUARANTINE, TABLES
+    from cradle.catalog import INGEST_MANIFEST, JOB_RUNS, QUARANTINE, all_tables, silver_tables
     from cradle.evals import EVALUATORS, evaluate
-    from cradle.ingest.stage import silver_tables
     from cradle.lake import Lake
+    from cradle.sources import load_sources
 
     lake = Lake(spark, env.lake_root)
-    silver_tables()
+    sources = load_sources().sources
+    tables = all_tables(sources)
     print("Tables (rows):")
-    for name in sorted(TABLES):
-        if lake.exists(TABLES[name]):
-            print(f"  {name:<40} {lake.read(TABLES[name]).count():>10,}")
+    for name in sorted(tables):
+        if lake.exists(tables[name]):
+            print(f"  {name:<40} {lake.read(tables[name]).count():>10,}")
     print("\nLanding files by status:")
     lake.read(INGEST_MANIFEST).groupBy("source").pivot("status").count().orderBy("source").show(20, False)
     print("Top quarantine reasons:")
@@ -123,7 +124,7 @@ def show(spark: SparkSession, env: EnvConfig) -> None:
         12, False
     )
     print("Sample of silver POS orders (mobiles only as tokens, ciphertext and masks):")
-    pos = silver_tables()["pos_orders"]
+    pos = silver_tables(sources)["pos_orders"]
     lake.read(pos).select(
         "order_no",
         "store_id",

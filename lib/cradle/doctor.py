@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import platform
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -101,3 +102,22 @@ def run_checks(spark_factory: Callable[[], SparkSession], env: EnvConfig) -> lis
     attempt("delta write/read", lambda: check_delta(spark, lake))
     attempt("connected components", lambda: check_graph(spark, env))
     return checks
+
+
+def report(env: EnvConfig) -> int:
+    """Print the versions and every check (what `cradle doctor` shows); 0 when all pass."""
+    from cradle.spark import build_spark
+
+    print("Cradle doctor")
+    for name, value in version_report().items():
+        print(f"  {name:<15} {value}")
+    print(f"  {'env':<15} {env.name}, lake {env.lake_root}")
+    checks = run_checks(lambda: build_spark(env, app_name="cradle-doctor"), env)
+    for check in checks:
+        print(f"  [{'ok' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
+    failed = [c for c in checks if not c.ok]
+    if failed or len(checks) < 3:
+        print(f"doctor: {len(failed) or 'some'} check(s) failed", file=sys.stderr)
+        return 1
+    print("doctor: all checks passed")
+    return 0

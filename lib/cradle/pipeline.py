@@ -16,23 +16,13 @@ from datetime import date
 
 from pyspark.sql import SparkSession
 
+from cradle.catalog import all_tables
 from cradle.config import EnvConfig
 from cradle.lake import Lake
-from cradle.runs import RunContext, RunRecorder, job_run
-from cradle.spark import build_spark
+from cradle.runs import Job, RunContext, job_run, lake_lock, recover
+from cradle.sources import load_sources
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Job:
-    """Everything a stage receives: Spark, the lake, the environment and the run."""
-
-    spark: SparkSession
-    lake: Lake
-    env: EnvConfig
-    ctx: RunContext
-    run: RunRecorder
 
 
 @dataclass(frozen=True)
@@ -73,24 +63,18 @@ def make_context(env: EnvConfig, run_date: date, run_id: str | None, full: bool 
 
 
 def run_stages(spark: SparkSession, env: EnvConfig, names: list[str], ctx: RunContext) -> None:
-    """Run the named stages (or every stage for ``["all"]``) in data order."""
+    """Run the named stages (or every stage for ``["all"]``) in data order.
+
+    Holds the lake's write lock throughout; first rolls back any attempt a killed process
+    left behind, then runs each stage as one atomic attempt (see ``cradle.runs``).
+    """
     selected = list(STAGES) if names == ["all"] else [stage(n) for n in names]
     lake = Lake(spark, env.lake_root)
-    lake.ensure_databases()
-    for s in selected:
-        func = s.load()
-        with job_run(lake, s.name, ctx) as recorder:
-            func(Job(spark=spark, lake=lake, env=env, ctx=ctx, run=recorder))
-
-
-def main_for_job(stage_name: str, argv: list[str] | None = None) -> int:
-    """Entry point shared by the thin scripts in ``jobs/`` (spark-submit)."""
-    from cradle.cli import job_parser, setup_logging
-    from cradle.config import load_env
-
-    args = job_parser(stage_name).parse_args(argv)
-    setup_logging(args.verbose)
-    env = load_env(args.env, lake=args.lake, landing=args.landing)
-    spark = build_spark(env, app_name=f"cradle-{stage_name}")
-    run_stages(spark, env, [stage_name], make_context(env, args.run_date, args.run_id, args.full))
-    return 0
+    tables = list(all_tables(load_sources().sources).values())
+    with lake_lock(lake, ctx, "run " + " ".join(s.name for s in selected)):
+        lake.ensure_databases()
+        recover(lake, tables)
+        for s in selected:
+            func = s.load()
+            with job_run(lake, s.name, ctx, tables) as recorder:
+                func(Job(spark=spark, lake=lake, env=env, ctx=ctx, run=recorder))

@@ -38,9 +38,10 @@ def pairs(n: F.Column) -> F.Column:
 
 def labelled_records(lake: Lake, truth: DataFrame) -> DataFrame:
     """(source, source_key, record_id, one_id, person_id) for every current silver record."""
-    from cradle.ingest.stage import silver_tables
+    from cradle.catalog import silver_tables
+    from cradle.sources import load_sources
 
-    tables = silver_tables()
+    tables = silver_tables(load_sources().sources)
     parts = []
     for name in load_identity().tables():
         table = tables[name]

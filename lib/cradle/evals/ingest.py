@@ -45,12 +45,12 @@ IDENTITY_KINDS = (
 def silver_lines(lake: Lake) -> tuple[DataFrame, DataFrame]:
     """(file, line, event_date, delivery_date) of every silver row, and (file, line, field,
     status) of every mobile field."""
-    from cradle.ingest.settings import load_sources
-    from cradle.ingest.stage import silver_tables
+    from cradle.catalog import silver_tables
+    from cradle.sources import load_sources
 
     specs = load_sources().sources
     rows, mobiles = [], []
-    for name, table in silver_tables().items():
+    for name, table in silver_tables(load_sources().sources).items():
         frame = lake.read(table)
         event = F.col("event_date") if specs[name].has_event_date else F.lit(None).cast("date")
         rows.append(

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from cradle.config import Frozen, load_model
-from cradle.ingest.protect import hmac_hex
+from cradle.privacy import hmac_hex
 
 IDENTITY_FILE = "identity.yaml"
 Normalise = Literal["trim", "upper", "lower", "digits"]

@@ -29,15 +29,16 @@ from cradle.catalog import (
     IDENTITY_VALUES,
     JOB_RUNS,
     ONE_ID_MERGES,
+    silver_tables,
 )
 from cradle.graph import resolve_engine
 from cradle.identity.graph import identifier_occurrences, records
 from cradle.identity.guards import blocked_list, cluster_records, value_stats, with_blocked, with_status
 from cradle.identity.settings import load_identity
 from cradle.identity.stable_ids import assign_one_ids, id_events
-from cradle.ingest.protect import load_keys
-from cradle.ingest.stage import silver_tables
-from cradle.pipeline import Job
+from cradle.privacy import load_keys
+from cradle.runs import Job
+from cradle.sources import load_sources
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def run(job: Job) -> None:
     t0 = time.monotonic()
     phases = Phases(job)
     registry = load_identity()
-    tables = silver_tables()
+    tables = silver_tables(load_sources().sources)
     lake, ctx = job.lake, job.ctx
     silver_keys = {name: tables[name].keys for name in registry.tables()}
     silver_all = {name: lake.read(tables[name]) for name in registry.tables()}

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from cradle.ingest.parse import logical_name, parse_file
+from cradle.lake import path_exists
 
 DATE_FOLDER = r"/([^/]+)/(\d{4}-\d{2}-\d{2})/([^/]+)$"  # source / delivery date / file
 
@@ -34,23 +35,6 @@ PARSED_SCHEMA = T.StructType(
         T.StructField("header", T.ArrayType(T.StringType())),
     ]
 )
-
-
-def hadoop_fs(spark: SparkSession, path: str) -> tuple[object, object]:
-    """The Hadoop (Path, FileSystem) for ``path``: Hadoop FS has no Python API."""
-    jvm = spark.sparkContext._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    return hpath, hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-
-
-def path_exists(spark: SparkSession, path: str) -> bool:
-    hpath, fs = hadoop_fs(spark, path)
-    return bool(fs.exists(hpath))
-
-
-def delete_path(spark: SparkSession, path: str) -> None:
-    hpath, fs = hadoop_fs(spark, path)
-    fs.delete(hpath, True)
 
 
 def list_landing(

@@ -5,14 +5,10 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-FULL_WIDTH = "０１２３４５６７８９＋－＊（）　"
-HALF_WIDTH = "0123456789+-*() "
+from cradle.privacy import half_width
+
 MOBILE = r"^1[3-9][0-9]{9}$"
 MASKED_MOBILE = r"^1[3-9][0-9]\*{4}[0-9]{4}$"
-
-
-def half_width(text: Column) -> Column:
-    return F.translate(text, FULL_WIDTH, HALF_WIDTH)
 
 
 def mobile_digits(raw: Column) -> Column:
@@ -30,10 +26,6 @@ def masked_mobile_form(raw: Column) -> Column:
     compact = F.regexp_replace(half_width(raw), r"[^0-9*]", "")
     compact = F.regexp_replace(compact, r"^(0086|86)", "")
     return F.when(compact.rlike(MASKED_MOBILE), compact)
-
-
-def mask_mobile(mobile: Column) -> Column:
-    return F.concat(F.substring(mobile, 1, 3), F.lit("****"), F.substring(mobile, 8, 4))
 
 
 def mobile_status(raw: Column) -> Column:
@@ -82,10 +74,3 @@ def mac(raw: Column) -> Column:
 def md5_hex(raw: Column) -> Column:
     text = F.lower(F.trim(raw))
     return F.when(text.rlike(r"^[0-9a-f]{32}$"), text)
-
-
-def mask_name(name: Column) -> Column:
-    """王小明 -> 王**; keeps the family name, as Chinese platforms show names."""
-    return F.when(
-        F.length(name) > 0, F.concat(F.substring(name, 1, 1), F.repeat(F.lit("*"), F.length(name) - 1))
-    )

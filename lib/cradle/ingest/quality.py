@@ -12,7 +12,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from cradle.catalog import Table
-from cradle.ingest.settings import SourceSpec
+from cradle.sources import SourceSpec
 
 
 def share(condition: Column, among: Column | None = None) -> Column:

@@ -28,20 +28,17 @@ from cradle.catalog import (
     INGEST_PARTITIONS,
     LANDED_RECORDS,
     QUARANTINE,
-    TABLES,
     Table,
-    register,
-    source_table,
+    silver_tables,
 )
 from cradle.config import join_uri
-from cradle.ingest.landing import delete_path, list_landing, matches, parse_files
-from cradle.ingest.normalise import half_width
+from cradle.ingest.landing import list_landing, matches, parse_files
 from cradle.ingest.plan import DeliveredFile, FilePlan, KnownFile, plan_files
-from cradle.ingest.protect import Keys, decrypt, encrypt, load_keys, mask_digits
 from cradle.ingest.quality import quality_metrics
-from cradle.ingest.settings import SourceSpec, load_regions, load_sources
 from cradle.ingest.validate import check_rules, personal_fields, region_lookups, to_silver, with_typed
-from cradle.pipeline import Job
+from cradle.privacy import Keys, decrypt, encrypt, load_keys, mask_text
+from cradle.runs import Job
+from cradle.sources import SourceSpec, load_regions, load_sources
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +59,6 @@ class SourceBatch:
     quarantine: DataFrame | None
 
 
-def silver_tables() -> dict[str, Table]:
-    """Register (once) and return the silver table of every configured source."""
-    tables = {}
-    for name, spec in load_sources().sources.items():
-        table = source_table(name, spec)
-        tables[name] = TABLES.get(table.qualified_name) or register(table)
-    return tables
-
-
 def sql_list(values: list[str]) -> str:
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values) or "''"
 
@@ -83,7 +71,7 @@ def relative(path: str, landing_root: str) -> str:
 def mask_preview(raw: Column) -> Column:
     """A human-readable preview of a quarantined line with personal data masked:
     digit runs (phones, cards) and all but the first of each run of Chinese characters."""
-    return F.regexp_replace(mask_digits(half_width(raw)), r"(?<=[\u4e00-\u9fff])[\u4e00-\u9fff]", "*")
+    return F.regexp_replace(mask_text(raw), r"(?<=[\u4e00-\u9fff])[\u4e00-\u9fff]", "*")
 
 
 def run(job: Job) -> None:
@@ -92,7 +80,7 @@ def run(job: Job) -> None:
     keys = load_keys(job.env)
     for name, spec in sources.items():
         check_rules(spark, name, spec)
-    tables = silver_tables()
+    tables = silver_tables(sources)
 
     delivered_by_source: dict[str, list[tuple[str, int, object, str]]] = defaultdict(list)
     for source, path, size, day, file_name in list_landing(spark, landing, ctx.run_date):
@@ -122,7 +110,7 @@ def run(job: Job) -> None:
     )
 
     # Parse every new file once; plain personal data never reaches disk, not even in staging.
-    staging = join_uri(lake.root, "_staging", "ingest", ctx.run_id)
+    staging = job.staging
     formats = {f[0]: sources[source].format for source, files in new.items() for f in files}
     pii = sorted({f for source in new for f in personal_fields(sources[source])})
     fields = (
@@ -250,7 +238,6 @@ def run(job: Job) -> None:
     write_manifest(job, plans, counts, replaced)
     write_partitions(job, [b for b in batches if sources[b.name].has_event_date])
     write_quality(job, {b.name: sources[b.name] for b in batches}, tables)
-    delete_path(spark, staging)
     total = {k: sum(c[k] for c in counts.values()) for k in COUNTS}
     job.run.detail("files", sum(map(len, plans.values())))
     for key, value in total.items():
@@ -297,7 +284,7 @@ def load_source(
 
     # Silver: remove what replaced files contributed, then merge the new versions.
     if replaced:
-        DeltaTable.forPath(spark, lake.path(table)).delete(F.col("_file").isin(replaced))
+        job.run.wrote(lake.delete_where(table, F.col("_file").isin(replaced)))
     batch_path = join_uri(staging, "silver", name)
     silver_rows = to_silver(
         typed.where(F.size("_reasons") == 0), spec, table, keys, provinces, cities, run_id

@@ -14,8 +14,8 @@ from pyspark.sql.utils import AnalysisException
 from cradle import sqlguard
 from cradle.catalog import Table
 from cradle.ingest import normalise as N
-from cradle.ingest.protect import Keys, decrypt, encrypt, token
-from cradle.ingest.settings import FieldSpec, RegionsConfig, SourceSpec
+from cradle.privacy import Keys, decrypt, encrypt, mask_mobile, mask_name, token
+from cradle.sources import FieldSpec, RegionsConfig, SourceSpec
 
 PERSONAL_TYPES = ("mobile", "name", "address")
 TIMESTAMP_FORMATS = ("yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss", "yyyy/MM/dd HH:mm:ss")
@@ -201,13 +201,13 @@ def to_silver(
             derived[f"{name}_token"] = token(digits, keys.token_key)
             derived[f"{name}_md5_token"] = token(F.md5(digits), keys.token_key)
             derived[f"{name}_enc"] = encrypt(digits, keys.encryption_key)
-            derived[f"{name}_masked"] = F.coalesce(N.mask_mobile(digits), N.masked_mobile_form(value))
+            derived[f"{name}_masked"] = F.coalesce(mask_mobile(digits), N.masked_mobile_form(value))
             derived[f"{name}_status"] = N.mobile_status(value)
         elif field_spec.type == "md5":
             derived[f"{name}_token"] = token(value, keys.token_key)
         elif field_spec.type == "name":
             derived[f"{name}_enc"] = encrypt(value, keys.encryption_key)
-            derived[f"{name}_masked"] = N.mask_name(value)
+            derived[f"{name}_masked"] = mask_name(value)
         elif field_spec.type == "address":
             derived[f"{name}_enc"] = encrypt(value, keys.encryption_key)
     if spec.event_time:

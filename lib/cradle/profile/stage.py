@@ -15,12 +15,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from cradle import sqlguard
-from cradle.catalog import IDENTITY_MAP, MEMBER_BABIES, MEMBER_PROFILE, Table
+from cradle.catalog import IDENTITY_MAP, MEMBER_BABIES, MEMBER_PROFILE, Table, silver_tables
 from cradle.identity.graph import source_key
-from cradle.ingest.stage import silver_tables
-from cradle.pipeline import Job
 from cradle.profile import attributes, journey, lifestage, rfm, signals
 from cradle.profile.settings import ProfileConfig, load_profile
+from cradle.runs import Job
+from cradle.sources import load_sources
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def run(job: Job) -> None:
     cfg = load_profile()
     as_of = job.ctx.run_date
     lake = job.lake
-    tables = silver_tables()
+    tables = silver_tables(load_sources().sources)
     current_map = lake.read(IDENTITY_MAP).where(F.col("valid_to").isNull()).localCheckpoint()
     job.run.read(IDENTITY_MAP, current_map.count())
 

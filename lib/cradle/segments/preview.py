@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from cradle.catalog import IDENTITY_MAP
+from cradle.catalog import IDENTITY_MAP, silver_tables
 from cradle.config import ConfigError
-from cradle.ingest.stage import silver_tables
 from cradle.lake import Lake
 from cradle.segments.expressions import parse, to_column
 from cradle.segments.members import check_expressions, masked_contacts, sample
 from cradle.segments.settings import load_segments, profile_fields
 from cradle.segments.stage import read_inputs, runnable
+from cradle.sources import load_sources
 from cradle.tags.engine import with_one_id
 from cradle.tags.settings import load_tags
 
@@ -43,7 +43,7 @@ def preview(lake: Lake, text: str, as_of: date, limit: int = 10) -> Preview:
     check_expressions(inputs.wide, ready, as_of)
     wide = inputs.wide.localCheckpoint()
     matches = wide.where(to_column(expression, as_of)).select("one_id").localCheckpoint()
-    crm_table = silver_tables()["crm_members"]
+    crm_table = silver_tables(load_sources().sources)["crm_members"]
     if lake.exists(crm_table) and lake.exists(IDENTITY_MAP):
         crm = with_one_id(lake.read(crm_table), lake.read(IDENTITY_MAP), "crm_members", crm_table.keys)
         contacts = masked_contacts(crm)

@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame
 
 from cradle.catalog import MEMBER_PROFILE, MEMBER_TAGS, SEGMENT_MEMBERS, SEGMENT_SIZES
 from cradle.lake import Lake, WriteResult
-from cradle.pipeline import Job
+from cradle.runs import Job
 from cradle.segments.expressions import Expression
 from cradle.segments.members import check_expressions, segment_members, segment_sizes, wide_frame
 from cradle.segments.settings import load_segments, parse_segments, profile_fields

@@ -21,11 +21,11 @@ from datetime import date
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from cradle.catalog import IDENTITY_MAP, MEMBER_PROFILE, MEMBER_TAGS, TAG_SIZES
+from cradle.catalog import IDENTITY_MAP, MEMBER_PROFILE, MEMBER_TAGS, TAG_SIZES, silver_tables
 from cradle.identity.settings import load_identity
-from cradle.ingest.stage import silver_tables
 from cradle.lake import Lake, WriteResult
-from cradle.pipeline import Job
+from cradle.runs import Job
+from cradle.sources import load_sources
 from cradle.tags.engine import (
     RULE_SOURCE,
     check_unique,
@@ -55,7 +55,7 @@ def rule_sources(lake: Lake, run_date: date) -> tuple[dict[str, DataFrame], froz
     Silver tables that carry identifiers get the record's current ``one_id``; reference
     tables (products, stores, inventory) come as they are.
     """
-    tables = silver_tables()
+    tables = silver_tables(load_sources().sources)
     identity_sources = set(load_identity().tables())
     identity_map = lake.read(IDENTITY_MAP)
     sources: dict[str, DataFrame] = {}
@@ -73,7 +73,7 @@ def rule_sources(lake: Lake, run_date: date) -> tuple[dict[str, DataFrame], froz
 def protected_columns() -> dict[str, tuple[str, ...]]:
     """Columns hidden from rules, per table rules may read: the catalogue's ``protected``
     columns (tokens and ciphertext of personal data)."""
-    tables = [*silver_tables().values(), MEMBER_PROFILE]
+    tables = [*silver_tables(load_sources().sources).values(), MEMBER_PROFILE]
     return {table.qualified_name: table.protected for table in tables}
 
 
@@ -124,7 +124,7 @@ def run(job: Job) -> None:
         parts.append(rules)
     evaluated = list(due)
     if config.third_party is not None:
-        dmp = sources[silver_tables()[DMP_TABLE].qualified_name]
+        dmp = sources[silver_tables(load_sources().sources)[DMP_TABLE].qualified_name]
         parts.append(third_party_tags(dmp, config.third_party, ctx.run_date))
         evaluated += list(config.third_party.tag_names())
     # Tags removed from conf/tags.yaml are closed: nothing holds them any more.

@@ -1,4 +1,6 @@
-"""Keyed tokens and encryption for personal data, with Spark built-ins only.
+"""Personal data protection in one place: keys, keyed tokens, encryption and masking.
+
+Every stage that touches personal data uses this module (never its own copy).
 
 * ``token``: HMAC-SHA256(token_key, value) as hex, built from ``sha2`` per RFC 2104 so it
   runs in the JVM (no Python UDF) and equals Python's ``hmac.new(key, v, sha256)``.
@@ -6,6 +8,13 @@
   cannot be reversed or recomputed from a guessed phone number.
 * ``encrypt``: AES-256-GCM (``aes_encrypt``) with a random IV, base64 text; only channels
   that must reach the person decrypt it.
+
+* masking: what a person may see. ``mask_mobile`` shows a mobile as ``138****8000``;
+  ``mask_text`` / ``mask_text_str`` find mainland mobiles inside free text in any of the
+  forms real data carries them (``+86 139-1234-0070``, ``0086 13912340070``, full-width
+  digits, NUL bytes between characters from UTF-16 text read as bytes) and mask them the
+  same way, along with any other run of 7+ digits (card numbers); ``MaskingFilter`` applies
+  ``mask_text_str`` to every log record.
 
 Keys come from ``CRADLE_TOKEN_KEY`` / ``CRADLE_ENCRYPTION_KEY`` (64 hex chars each), or
 a secrets file (``secrets.key_file``). The local profile may use the development keys in
@@ -16,7 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +113,84 @@ def decrypt(value: Column, key: bytes) -> Column:
     return F.aes_decrypt(F.unbase64(value), F.lit(key), F.lit("GCM")).cast("string")
 
 
-def mask_digits(text: Column) -> Column:
-    """Mask every run of 7+ digits (phones, card numbers) in free text: 13800138000 -> 138****8000."""
-    return F.regexp_replace(text, r"(\d{3})\d{4,}(\d{4})", "$1****$2")
+# --- masking ----------------------------------------------------------------------------
+
+FULL_WIDTH = "０１２３４５６７８９＋－＊（）　"
+HALF_WIDTH = "0123456789+-*() "
+# Characters that may sit between the digits of a formatted mobile: spaces, dashes, dots,
+# and NUL (UTF-16 text decoded byte by byte puts a NUL between every two characters).
+_SEP = r"[\s.\-\x00]*"
+# A mainland mobile, optionally with the country code, digits possibly separated. Groups
+# keep the first three and last four digits. The same pattern is valid Java and Python.
+MOBILE_IN_TEXT = (
+    r"(?<![0-9])(?:(?:\+|00)?"
+    + _SEP
+    + "8"
+    + _SEP
+    + "6"
+    + _SEP
+    + ")?"
+    + "(1)"
+    + _SEP
+    + "([3-9])"
+    + _SEP
+    + "([0-9])"
+    + "".join(_SEP + "[0-9]" for _ in range(4))
+    + "".join(_SEP + "([0-9])" for _ in range(4))
+    + r"(?![0-9])"
+)
+LONG_DIGITS = r"([0-9]{3})[0-9]{4,}([0-9]{4})"  # card numbers and other long identifiers
+_MOBILE_RE = re.compile(MOBILE_IN_TEXT)
+_LONG_RE = re.compile(LONG_DIGITS)
+_WIDTH = str.maketrans(FULL_WIDTH, HALF_WIDTH)
+
+
+def half_width(text: Column) -> Column:
+    """Full-width digits and punctuation (as typed on Chinese keyboards) to ASCII."""
+    return F.translate(text, FULL_WIDTH, HALF_WIDTH)
+
+
+def mask_mobile(mobile: Column) -> Column:
+    """An 11-digit mobile as ``138****8000``."""
+    return F.concat(F.substring(mobile, 1, 3), F.lit("****"), F.substring(mobile, 8, 4))
+
+
+def mask_name(name: Column) -> Column:
+    """王小明 -> 王**; keeps the family name, as Chinese platforms show names."""
+    return F.when(
+        F.length(name) > 0, F.concat(F.substring(name, 1, 1), F.repeat(F.lit("*"), F.length(name) - 1))
+    )
+
+
+def mask_text(text: Column) -> Column:
+    """Free text with every mobile (any format) and every run of 7+ digits masked.
+
+    >>> mask_text(F.lit("call +86 139-1234-0070"))   # 'call 139****0070'
+    """
+    plain = half_width(text)
+    masked = F.regexp_replace(plain, MOBILE_IN_TEXT, "$1$2$3****$4$5$6$7")
+    return F.regexp_replace(masked, LONG_DIGITS, "$1****$2")
+
+
+def mask_text_str(text: str) -> str:
+    """``mask_text`` for Python strings (log lines, CLI output, error messages)."""
+    plain = text.translate(_WIDTH)
+    masked = _MOBILE_RE.sub(
+        lambda m: "".join(m.group(1, 2, 3)) + "****" + "".join(m.group(4, 5, 6, 7)), plain
+    )
+    return _LONG_RE.sub(r"\1****\2", masked)
+
+
+class MaskingFilter(logging.Filter):
+    """Masks mobiles and long digit runs in every log record that passes a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_text_str(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+            record.exc_text = mask_text_str(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = mask_text_str(record.exc_text)
+        return True
