@@ -194,6 +194,10 @@ def test_tables_outside_the_allow_list_are_refused(spark, sql, message):
             set(),
         ),
         ("VALUES ('a', 'b') AS v(one_id, value)", set()),
+        (
+            "SELECT one_id, x AS value FROM cradle_gold.member_profile LATERAL VIEW explode(array(1)) t AS x",
+            {"cradle_gold.member_profile"},
+        ),
     ],
 )
 def test_queries_over_allowed_tables_pass_and_report_what_they_read(spark, sql, tables):
@@ -226,6 +230,20 @@ def test_queries_over_allowed_tables_pass_and_report_what_they_read(spark, sql, 
             "table function table_changes() is not",
         ),
         ("SELECT * FROM python_worker_logs()", "table function python_worker_logs() is not allowed"),
+        ("SELECT * FROM my_python_udtf(1)", "table function my_python_udtf() is not allowed"),
+        (
+            "SELECT * FROM cradle_gold.member_profile LATERAL VIEW my_udtf(one_id) t AS x",
+            "my_udtf() is not a",
+        ),
+        (
+            "SELECT * FROM cradle_gold.member_profile LATERAL VIEW db.udtf(one_id) t AS x",
+            "db.udtf() is not a",
+        ),
+        ("VALUES (reflect('java.lang.System', 'getenv', 'HOME'))", "function reflect() is not allowed"),
+        (
+            "SELECT * FROM cradle_gold.member_profile PIVOT (max(java_method('a', 'b')) FOR one_id IN ('x'))",
+            "java_method() is not allowed",
+        ),
         ("SELECT '${env:CRADLE_ENCRYPTION_KEY}' AS value", "'${' is not allowed: Spark would substitute"),
         ("SELECT '${spark.app.name}'", "'${' is not allowed"),
     ],

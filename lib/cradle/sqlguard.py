@@ -391,9 +391,14 @@ def _check_expression_node(spark: SparkSession, expr: object, origin: str) -> No
     cls = expr.getClass().getName()
     if "UnresolvedIdentifier" in cls:
         raise refused(origin, "IDENTIFIER(...) is not allowed: name columns and functions directly")
-    if cls != _ANALYSIS + "UnresolvedFunction":
+    if cls == _ANALYSIS + "UnresolvedFunction":
+        parts = [p.lower() for p in _seq(expr.nameParts())]
+    elif cls == _ANALYSIS + "UnresolvedGenerator":  # LATERAL VIEW f(...): a FunctionIdentifier
+        ident = expr.name()
+        qualifiers = [q.get() for q in (ident.catalog(), ident.database()) if q.isDefined()]
+        parts = [p.lower() for p in (*qualifiers, ident.funcName())]
+    else:
         return
-    parts = [p.lower() for p in _seq(expr.nameParts())]
     name = ".".join(parts)
     if len(parts) != 1 or parts[0] not in _builtin_functions(spark):
         raise refused(origin, f"function {name}() is not a Spark built-in; only built-ins are allowed")
