@@ -26,10 +26,14 @@ class Table:
     keys: tuple[str, ...]
     description: str
     partition_by: tuple[str, ...] = ()
-    # Columns that must never hold personal data in plain text (checked by tests).
+    # Columns that must never hold personal data in plain text: tokens and ciphertext.
+    # Enforced for user SQL by cradle.sqlguard: config-written rules never see them (they
+    # are dropped from the frames rules read, so not even SELECT * reaches them) and a rule
+    # naming one is refused, so no rule can copy them into its output.
     protected: tuple[str, ...] = field(default=())
     # Restricted tables hold sensitive personal information (a child's exact birth date):
     # only the profile stage and privileged roles read them; nothing downstream joins them.
+    # Enforced by cradle.sqlguard: user SQL naming one (any spelling) is refused.
     restricted: bool = False
 
     @property
