@@ -18,14 +18,15 @@ from cradle import sqlguard
 from cradle.catalog import MEMBER_BABIES, MEMBER_PROFILE, MEMBER_TAGS, Table, silver_tables
 from cradle.config import ConfigError
 from cradle.identity.graph import identifier_occurrences
-from cradle.identity.settings import IdentityConfig
+from cradle.identity.settings import IdentityConfig, load_identity
 from cradle.ingest.validate import check_rules
 from cradle.lake import Lake
 from cradle.profile.rfm import feed_orders
-from cradle.profile.settings import OrdersFeed
+from cradle.profile.settings import OrdersFeed, load_profile
 from cradle.sources import load_sources
-from cradle.tags.engine import compile_rules, rule_tags
-from cradle.tags.settings import TagsConfig
+from cradle.tags.engine import compile_rules, render_rule, rule_tags
+from cradle.tags.settings import TagsConfig, load_tags
+from cradle.tags.stage import protected_columns
 
 RUN = date(2026, 3, 31)
 ORIGIN = "tags.yaml: tag 't'"
@@ -274,15 +275,32 @@ def test_expressions_are_single_expressions_without_tables_or_escape_hatches(spa
     assert str(err.value).startswith(f"{origin}: ") and message in str(err.value)
 
 
+def test_shipped_tag_rules_pass_the_guard(spark):
+    readable = protected_columns()
+    for name, spec in load_tags().tags.items():
+        query = sqlguard.check_query(spark, render_rule(spec, RUN), f"tags.yaml: tag '{name}'", readable)
+        assert query.tables and query.tables <= set(readable), name
+
+
 def test_shipped_checks_and_mappings_pass(spark):
     for source, spec in load_sources().sources.items():
         for rule in spec.rules:
             sqlguard.check_expression(
                 spark, rule.check, f"sources.yaml: source {source!r}, rule {rule.name!r}"
             )
-    sqlguard.check_expression(
-        spark, "aggregate(items, 0D, (acc, i) -> acc + i.qty * i.price)", "profile.yaml"
-    )
+    profile = load_profile()
+    for feed in profile.orders:
+        for key in ("customer", "order_id", "order_date", "amount", "channel", "store_id", "where"):
+            if getattr(feed, key):
+                sqlguard.check_expression(spark, getattr(feed, key), f"profile.yaml: {feed.table} {key}")
+    for spec in profile.state.interactions:
+        for text in (spec.date, spec.where):
+            if text:
+                sqlguard.check_expression(spark, text, f"profile.yaml: interaction {spec.table}")
+    for id_type, spec in load_identity().identifiers.items():
+        for col in spec.columns:
+            if col.where:
+                sqlguard.check_expression(spark, col.where, f"identity.yaml: {id_type}")
 
 
 # --- protected columns and the analysed-plan check ------------------------------------------
