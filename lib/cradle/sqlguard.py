@@ -49,7 +49,6 @@ the file, the rule and the problem, e.g.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -61,7 +60,6 @@ from pyspark.sql import functions as F
 from cradle.catalog import LAYERS, TABLES
 from cradle.config import ConfigError
 
-log = logging.getLogger(__name__)
 
 _LOGICAL = "org.apache.spark.sql.catalyst.plans.logical."
 _ANALYSIS = "org.apache.spark.sql.catalyst.analysis."
