@@ -60,7 +60,6 @@ from pyspark.sql import functions as F
 from cradle.catalog import LAYERS, TABLES
 from cradle.config import ConfigError
 
-
 _LOGICAL = "org.apache.spark.sql.catalyst.plans.logical."
 _ANALYSIS = "org.apache.spark.sql.catalyst.analysis."
 _EXPRESSIONS = "org.apache.spark.sql.catalyst.expressions."
