@@ -551,3 +551,20 @@ def test_hostile_user_sql_in_every_channel_changes_no_table(spark, lake: Lake, l
         assertDataFrameEqual(lake.read(table), written[table.qualified_name])
     assertDataFrameEqual(spark.read.format("delta").load(outside_path), outside)
     assert not spark.catalog.tableExists("default.stolen")
+
+
+def test_childrens_dates_in_silver_are_hidden_from_rules(spark):
+    """A baby's birth or due date is sensitive (PIPL Art. 28): no tag rule may read it."""
+    hidden = protected_columns()
+    crm = "cradle_silver.crm_members"
+    assert {"baby_birth_date", "due_date"} <= set(hidden[crm])
+    assert "due_date" in hidden["cradle_silver.hospital_signups"]
+    with pytest.raises(
+        ConfigError, match=r"column baby_birth_date of cradle_silver.crm_members is protected"
+    ):
+        sqlguard.check_query(
+            spark,
+            "SELECT one_id, CAST(baby_birth_date AS STRING) AS value FROM cradle_silver.crm_members",
+            "tags.yaml: tag 'kids'",
+            {crm: hidden[crm]},
+        )

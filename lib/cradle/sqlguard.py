@@ -268,8 +268,8 @@ def check_query(spark: SparkSession, sql: str, origin: str, readable: Mapping[st
         if hidden:
             raise refused(
                 origin,
-                f"column {hidden[0]} of {ref.name} is protected (personal data as token or "
-                "ciphertext) and hidden from user SQL",
+                f"column {hidden[0]} of {ref.name} is protected (personal data: a token, "
+                "ciphertext, or a child's birth or due date) and hidden from user SQL",
             )
     return Query(origin, sql, tuple(refs))
 

@@ -72,9 +72,9 @@ def rule_sources(lake: Lake, run_date: date) -> tuple[dict[str, DataFrame], froz
 
 def protected_columns() -> dict[str, tuple[str, ...]]:
     """Columns hidden from rules, per table rules may read: the catalogue's ``protected``
-    columns (tokens and ciphertext of personal data)."""
+    columns (tokens and ciphertext of personal data) and ``sensitive`` ones (children's data)."""
     tables = [*silver_tables(load_sources().sources).values(), MEMBER_PROFILE]
-    return {table.qualified_name: table.protected for table in tables}
+    return {table.qualified_name: (*table.protected, *table.sensitive) for table in tables}
 
 
 def open_tags(history: DataFrame) -> list[str]:
