@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
@@ -25,7 +26,7 @@ from cradle.lake import Lake
 from cradle.segments.expressions import Between, Binary, Call, In, Interval, IsNull, Lit, Name, Unary, parse
 from cradle.segments.members import segment_members, segment_sizes, wide_frame
 from cradle.segments.preview import preview
-from cradle.segments.settings import load_segments, parse_segments, profile_fields
+from cradle.segments.settings import LimitsSpec, SegmentsConfig, load_segments, parse_segments, profile_fields
 from cradle.segments.stage import write_segments
 from cradle.sources import load_sources
 from cradle.tags.settings import load_tags
@@ -206,6 +207,50 @@ def test_sizes_count_every_segment_including_empty_ones(spark, wide):
         "segment string, as_of date, members long, run_id string",
     )
     assertDataFrameEqual(segment_sizes(members, ["tier45", "nobody"], RUN, "r1"), expected)
+
+
+def test_oversized_expressions_are_refused_naming_the_segment_not_a_recursion_error():
+    thousand_terms = " or ".join(["city_tier = 1"] * 1000)
+    with pytest.raises(
+        ConfigError, match=r"segment 's': expression has 3999 tokens, more than the limit of 2000"
+    ):
+        p(thousand_terms)
+    nested = "(" * 150 + "city_tier = 1" + ")" * 150
+    with pytest.raises(ConfigError, match=r"segment 's': expression is nested more than 32 levels deep"):
+        p(nested)
+    with pytest.raises(ConfigError, match=r"nested more than 32 levels deep"):
+        p("not " * 200 + "is_dormant")
+    with pytest.raises(ConfigError, match=r"nested more than 32 levels deep"):
+        p(" + ".join(["1"] * 300) + " > city_tier")  # a left-deep sum is deep without parentheses
+    with pytest.raises(ConfigError, match=r"nested more than 32 levels deep"):
+        p("coalesce(" * 40 + "city_tier" + ", 1)" * 40 + " = 1")
+
+
+def test_size_limits_are_configurable_within_ceilings():
+    roomy = SegmentsConfig.model_validate(
+        {
+            "segments": {
+                "big": {"description": "d", "owner": "o", "expression": " or ".join(["is_dormant"] * 1500)}
+            },
+            "limits": {"max_tokens": 5000},
+        }
+    )
+    assert parse_segments(roomy, FIELDS, TAGS)["big"].fields == {"is_dormant"}
+    with pytest.raises(ConfigError, match=r"segment 'big': expression has 2999 tokens"):
+        parse_segments(roomy.model_copy(update={"limits": LimitsSpec()}), FIELDS, TAGS)
+    with pytest.raises(ValidationError, match="max_depth"):
+        LimitsSpec(max_depth=500)  # parsing recurses per level: the ceiling keeps it safe
+
+
+def test_a_realistic_big_expression_of_200_terms_evaluates(spark, wide):
+    # 200 alternatives (a long list of campaign tiers or codes) plus a nested clause.
+    terms = [f"days_to_next_stage = {n}" for n in range(200)]
+    text = "(" + " or ".join(terms) + ") and not (value_tier = 'low' or is_dormant)"
+    expression = parse("big", text, FIELDS, TAGS)
+    assert expression.fields == {"days_to_next_stage", "value_tier", "is_dormant"}
+    got = segment_members(wide, {"big": expression}, RUN, "r1")
+    # A (30 days, high, not dormant) and C (10 days, high): B is low and dormant, D and E unknown.
+    assertDataFrameEqual(got, members_of(spark, [("big", "A"), ("big", "C")]))
 
 
 def test_materialisation_is_idempotent_per_run_date(spark, lake: Lake):

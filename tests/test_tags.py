@@ -93,7 +93,7 @@ def test_rule_with_unknown_column_fails_naming_the_tag(spark, sources):
 
 def test_rule_with_unknown_table_fails_naming_the_tag(spark, sources):
     cfg = config(bad_table={"rule": "SELECT one_id, 'x' AS value FROM cradle_silver.nowhere"})
-    with pytest.raises(ConfigError, match=r"tag 'bad_table': unknown table\(s\) cradle_silver.nowhere"):
+    with pytest.raises(ConfigError, match=r"tag 'bad_table': reads unknown table cradle_silver.nowhere;"):
         compile_rules(spark, cfg, sources, RUN)
     unqualified = config(unqualified={"rule": "SELECT one_id, 'x' AS value FROM app_events_nowhere"})
     with pytest.raises(ConfigError, match=r"tag 'unqualified'.*app_events_nowhere"):

@@ -26,10 +26,19 @@ class Table:
     keys: tuple[str, ...]
     description: str
     partition_by: tuple[str, ...] = ()
-    # Columns that must never hold personal data in plain text (checked by tests).
+    # Columns that must never hold personal data in plain text: tokens and ciphertext.
+    # Enforced for user SQL by cradle.sqlguard: config-written rules never see them (they
+    # are dropped from the frames rules read, so not even SELECT * reaches them) and a rule
+    # naming one is refused, so no rule can copy them into its output.
     protected: tuple[str, ...] = field(default=())
+    # Columns holding sensitive personal information in clear (PIPL Art. 28: data about
+    # children under 14, such as a baby's birth or due date). Only the profile stage reads
+    # them (into the restricted member_babies); cradle.sqlguard hides them from user SQL
+    # exactly like protected columns.
+    sensitive: tuple[str, ...] = field(default=())
     # Restricted tables hold sensitive personal information (a child's exact birth date):
     # only the profile stage and privileged roles read them; nothing downstream joins them.
+    # Enforced by cradle.sqlguard: user SQL naming one (any spelling) is refused.
     restricted: bool = False
 
     @property
@@ -293,6 +302,7 @@ def source_table(name: str, spec: Any) -> Table:  # spec: cradle.sources.SourceS
         keys=tuple(f"{k}_token" if spec.fields[k].type == "md5" else k for k in spec.key),
         partition_by=("event_date",) if spec.has_event_date and spec.partitioned else (),
         protected=protected,
+        sensitive=tuple(n for n, f in spec.fields.items() if f.sensitive),
     )
 
 

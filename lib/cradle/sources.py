@@ -76,6 +76,9 @@ def _parse_type(text: str) -> tuple[T.DataType, str]:
 class FieldSpec(Frozen):
     type: str
     required: bool = False
+    # A child's data (birth or due date): sensitive personal information under PIPL, read
+    # only by the profile stage and hidden from every rule a user writes.
+    sensitive: bool = False
     min: float | None = None
     max: float | None = None
     values: tuple[str, ...] | None = None

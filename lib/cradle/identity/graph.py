@@ -20,6 +20,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from cradle import sqlguard
 from cradle.identity.settings import IdentifierSpec, IdentityConfig
 
 OCCURRENCE_COLUMNS = (
@@ -90,7 +91,8 @@ def identifier_occurrences(
 
     Each table is read once: its identifier columns become an array of (type, value)
     structs that is exploded. A value seen twice on one record is one occurrence; it is
-    verified if any of its columns is.
+    verified if any of its columns is. A column's ``where`` clause passes
+    :func:`cradle.sqlguard.expression` (one expression, no subquery) first.
     """
     by_table: dict[str, list[Column]] = {}
     for id_type, spec in registry.identifiers.items():
@@ -101,7 +103,8 @@ def identifier_occurrences(
             if spec.scope_column:
                 value = F.when(value.isNotNull(), F.concat_ws(":", F.col(spec.scope_column), value))
             if col.where:
-                value = F.when(F.expr(col.where), value)
+                origin = f"identity.yaml: identifier {id_type!r}, column {col.table}.{col.column}, where"
+                value = F.when(sqlguard.expression(silver[col.table].sparkSession, col.where, origin), value)
             by_table.setdefault(col.table, []).append(
                 F.struct(
                     F.lit(id_type).alias("id_type"),

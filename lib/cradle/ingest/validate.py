@@ -11,6 +11,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.utils import AnalysisException
 
+from cradle import sqlguard
 from cradle.catalog import Table
 from cradle.ingest import normalise as N
 from cradle.privacy import Keys, decrypt, encrypt, mask_mobile, mask_name, token
@@ -81,7 +82,7 @@ def field_reasons(name: str, spec: FieldSpec, raw: Column, typed: Column) -> lis
     return reasons
 
 
-def with_typed(records: DataFrame, spec: SourceSpec, keys: Keys) -> DataFrame:
+def with_typed(records: DataFrame, spec: SourceSpec, keys: Keys, source: str | None = None) -> DataFrame:
     """Typed source fields plus ``_reasons`` (empty when the row is acceptable).
 
     Expects bronze columns: file, line, delivery_date, fields, parse_error, file_error.
@@ -105,14 +106,29 @@ def with_typed(records: DataFrame, spec: SourceSpec, keys: Keys) -> DataFrame:
         *typed_cols,
         F.when(upstream.isNotNull(), F.array(upstream)).otherwise(field_reasons_arr).alias("_reasons"),
     )
-    return typed.transform(lambda df: with_rule_reasons(df, spec))
+    return typed.transform(lambda df: with_rule_reasons(df, spec, source))
 
 
-def with_rule_reasons(typed: DataFrame, spec: SourceSpec) -> DataFrame:
-    """Append the names of failed rules. Like SQL CHECK constraints, NULL passes."""
+def rule_origin(source: str | None, rule: str) -> str:
+    """How errors name a ``check:`` rule of ``conf/sources.yaml``."""
+    return f"sources.yaml: source {source!r}, rule {rule!r}" if source else f"sources.yaml: rule {rule!r}"
+
+
+def with_rule_reasons(typed: DataFrame, spec: SourceSpec, source: str | None = None) -> DataFrame:
+    """Append the names of failed rules. Like SQL CHECK constraints, NULL passes.
+
+    Each check passes :func:`cradle.sqlguard.expression` (one expression, built-in
+    functions, no subquery) before it becomes a Column."""
     if not spec.rules:
         return typed
-    failed = [F.when(~F.expr(rule.check), F.lit(f"rule {rule.name} failed")) for rule in spec.rules]
+    spark = typed.sparkSession
+    failed = [
+        F.when(
+            ~sqlguard.expression(spark, rule.check, rule_origin(source, rule.name)),
+            F.lit(f"rule {rule.name} failed"),
+        )
+        for rule in spec.rules
+    ]
     rules_arr = F.filter(F.array(*failed), lambda r: r.isNotNull())
     # Rows already rejected for parsing keep their reason alone.
     return typed.withColumn(
@@ -121,18 +137,21 @@ def with_rule_reasons(typed: DataFrame, spec: SourceSpec) -> DataFrame:
 
 
 def check_rules(spark: SparkSession, source: str, spec: SourceSpec) -> None:
-    """Compile every rule against the source's typed schema, naming the rule that fails."""
+    """Check every rule with :mod:`cradle.sqlguard` (nothing runs), then compile it against
+    the source's typed schema, naming the rule that fails."""
     from pyspark.sql import types as T
 
     empty = spark.createDataFrame(
         [], T.StructType([T.StructField(n, f.spark_type()) for n, f in spec.fields.items()])
     )
     for rule in spec.rules:
+        origin = rule_origin(source, rule.name)
+        check = sqlguard.expression(spark, rule.check, origin)
         try:
-            empty.select(F.expr(rule.check).alias("ok")).schema  # noqa: B018 - forces analysis
+            empty.select(check.alias("ok")).schema  # noqa: B018 - forces analysis
         except AnalysisException as err:
-            first = str(err).splitlines()[0]
-            raise RuleError(f"conf/sources.yaml: source {source!r}, rule {rule.name!r}: {first}") from None
+            first = next((line for line in str(err).splitlines() if line.strip()), "")
+            raise RuleError(f"{origin}: {first}") from None
 
 
 def region_lookups(spark: SparkSession, regions: RegionsConfig) -> tuple[DataFrame, DataFrame]:

@@ -16,6 +16,7 @@ from datetime import date
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from cradle import sqlguard
 from cradle.profile.settings import OrdersFeed, RfmRules
 
 ORDER_COLUMNS = ("customer_id", "order_id", "order_date", "amount", "channel", "store_id")
@@ -27,15 +28,21 @@ def feed_orders(rows: DataFrame, feed: OrdersFeed) -> DataFrame:
     Lines of one order (same customer and order id) are summed; the order's date is its
     earliest line's. Rows with no customer, order id or date are dropped.
     """
+    spark = rows.sparkSession
+
+    def mapping(key: str) -> Column:  # user SQL: checked by sqlguard before it is used
+        origin = f"profile.yaml: orders feed {feed.table!r}, {key}"
+        return sqlguard.expression(spark, getattr(feed, key), origin)
+
     if feed.where:
-        rows = rows.where(F.expr(feed.where))
+        rows = rows.where(mapping("where"))
     mapped = rows.select(
-        F.expr(feed.customer).cast("string").alias("customer_id"),
-        F.expr(feed.order_id).cast("string").alias("order_id"),
-        F.expr(feed.order_date).cast("date").alias("order_date"),
-        F.expr(feed.amount).cast("double").alias("amount"),
-        F.expr(feed.channel).cast("string").alias("channel"),
-        F.expr(feed.store_id).cast("string").alias("store_id"),
+        mapping("customer").cast("string").alias("customer_id"),
+        mapping("order_id").cast("string").alias("order_id"),
+        mapping("order_date").cast("date").alias("order_date"),
+        mapping("amount").cast("double").alias("amount"),
+        mapping("channel").cast("string").alias("channel"),
+        mapping("store_id").cast("string").alias("store_id"),
     ).where(
         F.col("customer_id").isNotNull() & F.col("order_id").isNotNull() & F.col("order_date").isNotNull()
     )

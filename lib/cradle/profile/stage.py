@@ -14,6 +14,7 @@ from datetime import date
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from cradle import sqlguard
 from cradle.catalog import IDENTITY_MAP, MEMBER_BABIES, MEMBER_PROFILE, Table, silver_tables
 from cradle.identity.graph import source_key
 from cradle.profile import attributes, journey, lifestage, rfm, signals
@@ -137,9 +138,11 @@ def build_profile(
     events = None
     for spec in cfg.state.interactions:
         rows = interactions[spec.table]
+        origin = f"profile.yaml: interaction {spec.table!r}"
         if spec.where:
-            rows = rows.where(F.expr(spec.where))
-        part = rows.select("one_id", F.expr(spec.date).cast("date").alias("event_date"))
+            rows = rows.where(sqlguard.expression(rows.sparkSession, spec.where, f"{origin}, where"))
+        date_col = sqlguard.expression(rows.sparkSession, spec.date, f"{origin}, date")
+        part = rows.select("one_id", date_col.cast("date").alias("event_date"))
         events = part if events is None else events.unionByName(part)
     assert events is not None
     last_seen = attributes.last_interactions(events, as_of)

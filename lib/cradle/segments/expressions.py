@@ -26,6 +26,11 @@ else is an error naming the segment. Functions are an allow-list (:data:`FUNCTIO
 are reached only through ``has_tag('t')`` and ``tag('t')``, with ``t`` a tag of
 ``conf/tags.yaml``. A comparison involving a missing value (null) is false, so ``not``
 behaves as in plain English: ``not city_tier = 1`` includes members whose tier is unknown.
+
+Size is bounded (:class:`Limits`, set under ``limits:`` in ``conf/segments.yaml``): an
+expression with too many tokens, or nested too deep, is a ConfigError naming the segment,
+never a ``RecursionError``. Chains of ``and`` / ``or`` may be long (they compile to a
+balanced tree); nesting (parentheses, calls, ``not``, arithmetic) is what the depth bounds.
 """
 
 from __future__ import annotations
@@ -64,6 +69,25 @@ FUNCTIONS: dict[str, tuple[int, int | None, str]] = {
 STRING_ARG = {"has_tag", "tag", "consent"}
 KEYWORDS = {"and", "or", "not", "in", "between", "is", "null", "true", "false", "date", "day", "days"}
 COMPARISONS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+# Far above any expression a person reviews (the shipped segments have at most 30 tokens
+# and depth 4); low enough that parsing and compiling, which recurse once per level of
+# nesting, stay far from Python's recursion limit (1,000 frames; a parenthesis costs 8).
+MAX_TOKENS = 2000
+MAX_DEPTH = 32
+# Ceilings a configuration may raise the limits to (still clear of the recursion limit).
+TOKENS_CEILING = 20000
+DEPTH_CEILING = 64
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How large a segment expression may be: tokens (words, numbers, strings, operators)
+    and depth (levels of nesting; a chain of ``and`` or ``or`` counts as one level)."""
+
+    max_tokens: int = MAX_TOKENS
+    max_depth: int = MAX_DEPTH
+
 
 TOKEN = re.compile(
     r"\s*(?:(?P<number>\d+(?:\.\d+)?)|(?P<string>'(?:[^']|'')*')|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
@@ -143,16 +167,38 @@ class Expression:
 
 
 class _Parser:
-    def __init__(self, segment: str, text: str, fields: set[str], tags: set[str]) -> None:
-        self.segment, self.text = segment, text
+    def __init__(
+        self, segment: str, text: str, fields: set[str], tags: set[str], limits: Limits = Limits()
+    ) -> None:
+        self.segment, self.text, self.limits = segment, text, limits
         self.known_fields, self.known_tags = fields, tags
         self.tokens = self._tokenise(text)
+        if len(self.tokens) > limits.max_tokens:
+            raise self.error(
+                f"expression has {len(self.tokens)} tokens, more than the limit of {limits.max_tokens} "
+                "(limits.max_tokens in segments.yaml); split it into smaller segments or use 'in (...)'"
+            )
         self.pos = 0
+        self.depth = 0
         self.used_fields: set[str] = set()
         self.used_tags: set[str] = set()
 
     def error(self, message: str) -> ConfigError:
-        return ConfigError(f"segments.yaml: segment '{self.segment}': {message} in: {self.text.strip()}")
+        text = " ".join(self.text.split())
+        shown = text if len(text) <= 200 else f"{text[:200]}..."
+        return ConfigError(f"segments.yaml: segment '{self.segment}': {message} in: {shown}")
+
+    def too_deep(self) -> ConfigError:
+        return self.error(
+            f"expression is nested more than {self.limits.max_depth} levels deep "
+            "(limits.max_depth in segments.yaml); flatten it"
+        )
+
+    def nest(self) -> None:
+        """Enter one level of nesting (a parenthesis, a call, a ``not`` or a unary minus)."""
+        self.depth += 1
+        if self.depth > self.limits.max_depth:
+            raise self.too_deep()
 
     def _tokenise(self, text: str) -> list[tuple[str, str]]:
         tokens, pos = [], 0
@@ -208,7 +254,10 @@ class _Parser:
 
     def not_expr(self) -> object:
         if self.accept("kw", "not"):
-            return Unary("not", self.not_expr())
+            self.nest()
+            inner = self.not_expr()
+            self.depth -= 1
+            return Unary("not", inner)
         return self.predicate()
 
     def predicate(self) -> object:
@@ -254,7 +303,10 @@ class _Parser:
 
     def unary(self) -> object:
         if self.accept("op", "-"):
-            return Unary("-", self.unary())
+            self.nest()
+            inner = self.unary()
+            self.depth -= 1
+            return Unary("-", inner)
         return self.atom()
 
     def atom(self) -> object:
@@ -283,8 +335,10 @@ class _Parser:
             except ValueError:
                 raise self.error(f"not a date: {text}") from None
         if kind == "op" and value == "(":
+            self.nest()
             inner = self.expr()
             self.expect("op", ")")
+            self.depth -= 1
             return inner
         if kind == "name":
             name = value.lower()
@@ -307,11 +361,13 @@ class _Parser:
         if fn not in FUNCTIONS:
             raise self.error(f"function {fn!r} is not allowed; allowed: {', '.join(sorted(FUNCTIONS))}")
         args: list[object] = []
+        self.nest()
         if not self.accept("op", ")"):
             args.append(self.expr())
             while self.accept("op", ","):
                 args.append(self.expr())
             self.expect("op", ")")
+        self.depth -= 1
         low, high, usage = FUNCTIONS[fn]
         if len(args) < low or (high is not None and len(args) > high):
             raise self.error(f"{fn}() takes {usage}")
@@ -333,11 +389,18 @@ class _Parser:
 
 
 def parse(
-    segment: str, text: str, fields: set[str] | frozenset[str], tags: set[str] | frozenset[str]
+    segment: str,
+    text: str,
+    fields: set[str] | frozenset[str],
+    tags: set[str] | frozenset[str],
+    limits: Limits = Limits(),
 ) -> Expression:
-    """Parse ``text`` for ``segment``; unknown names, tags and functions are ConfigErrors."""
-    parser = _Parser(segment, text, set(fields), set(tags))
+    """Parse ``text`` for ``segment``; unknown names, tags and functions, and expressions
+    over the ``limits``, are ConfigErrors."""
+    parser = _Parser(segment, text, set(fields), set(tags), limits)
     tree = parser.parse()
+    if depth(tree) > limits.max_depth:
+        raise parser.too_deep()
     if uses_interval_badly(tree):
         raise parser.error("'N days' can only be added to or taken from a date (run_date + 30 days)")
     return Expression(text, tree, frozenset(parser.used_fields), frozenset(parser.used_tags))
@@ -384,17 +447,38 @@ def _col(node: object, run_date: date) -> Column:
     raise TypeError(f"unknown node {node!r}")
 
 
+def _chain(node: Binary) -> list[object]:
+    """Operands of a left-deep chain of the same ``and`` / ``or``, in order (iteratively:
+    a chain of a thousand terms is a thousand levels deep)."""
+    op, operands = node.op, []
+    current: object = node
+    while isinstance(current, Binary) and current.op == op:
+        operands.append(current.right)
+        current = current.left
+    operands.append(current)
+    return operands[::-1]
+
+
+def _logical(node: Binary, run_date: date) -> Column:
+    """An ``and`` / ``or`` chain as a balanced tree of Columns (depth log2 of its length)."""
+    false = F.lit(False)
+    cols = [F.coalesce(_col(operand, run_date), false) for operand in _chain(node)]
+    combine = (lambda a, b: a & b) if node.op == "and" else (lambda a, b: a | b)
+    while len(cols) > 1:
+        paired = [combine(cols[i], cols[i + 1]) for i in range(0, len(cols) - 1, 2)]
+        cols = paired + ([cols[-1]] if len(cols) % 2 else [])
+    return cols[0]
+
+
 def _binary(node: Binary, run_date: date) -> Column:
+    if node.op in ("and", "or"):
+        return _logical(node, run_date)
     if node.op in ("+", "-") and isinstance(node.right, Interval):
         left = _col(node.left, run_date)
         days = node.right.days
         return F.date_add(left, days) if node.op == "+" else F.date_sub(left, days)
     left, right = _col(node.left, run_date), _col(node.right, run_date)
     false = F.lit(False)
-    if node.op == "and":
-        return F.coalesce(left, false) & F.coalesce(right, false)
-    if node.op == "or":
-        return F.coalesce(left, false) | F.coalesce(right, false)
     comparisons = {
         "=": lambda a, b: a == b,
         "!=": lambda a, b: a != b,
@@ -438,21 +522,49 @@ def _call(node: Call, run_date: date) -> Column:
     return simple[fn](*cols)
 
 
-def uses_interval_badly(node: object, parent_ok: bool = False) -> bool:
-    """True if a number of days appears anywhere but on the right of a date + or -."""
-    if isinstance(node, Interval):
-        return not parent_ok
+def _children(node: object) -> tuple:
     if isinstance(node, Binary):
-        return uses_interval_badly(node.left) or uses_interval_badly(node.right, node.op in ("+", "-"))
-    children: tuple = ()
+        return (node.left, node.right)
     if isinstance(node, Unary):
-        children = (node.arg,)
-    elif isinstance(node, In):
-        children = (node.arg, *node.items)
-    elif isinstance(node, Between):
-        children = (node.arg, node.low, node.high)
-    elif isinstance(node, IsNull):
-        children = (node.arg,)
-    elif isinstance(node, Call):
-        children = node.args
-    return any(uses_interval_badly(c) for c in children)
+        return (node.arg,)
+    if isinstance(node, In):
+        return (node.arg, *node.items)
+    if isinstance(node, Between):
+        return (node.arg, node.low, node.high)
+    if isinstance(node, IsNull):
+        return (node.arg,)
+    if isinstance(node, Call):
+        return node.args
+    return ()
+
+
+def depth(tree: object) -> int:
+    """Levels of nesting in ``tree``; a chain of the same ``and`` / ``or`` is one level."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        for child in _children(node):
+            same_chain = (
+                isinstance(node, Binary)
+                and node.op in ("and", "or")
+                and isinstance(child, Binary)
+                and child.op == node.op
+            )
+            stack.append((child, level if same_chain else level + 1))
+    return deepest
+
+
+def uses_interval_badly(tree: object) -> bool:
+    """True if a number of days appears anywhere but on the right of a date + or -."""
+    stack = [(tree, False)]
+    while stack:
+        node, parent_ok = stack.pop()
+        if isinstance(node, Interval) and not parent_ok:
+            return True
+        if isinstance(node, Binary):
+            stack.append((node.left, False))
+            stack.append((node.right, node.op in ("+", "-")))
+        else:
+            stack.extend((child, False) for child in _children(node))
+    return False

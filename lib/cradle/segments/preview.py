@@ -14,7 +14,7 @@ from cradle.config import ConfigError
 from cradle.lake import Lake
 from cradle.segments.expressions import parse, to_column
 from cradle.segments.members import check_expressions, masked_contacts, sample
-from cradle.segments.settings import profile_fields
+from cradle.segments.settings import load_segments, profile_fields
 from cradle.segments.stage import read_inputs, runnable
 from cradle.sources import load_sources
 from cradle.tags.engine import with_one_id
@@ -35,7 +35,7 @@ class Preview:
 def preview(lake: Lake, text: str, as_of: date, limit: int = 10) -> Preview:
     """Evaluate ``text`` as of ``as_of`` over the lake's profile and tags; write nothing."""
     tag_names = load_tags().tag_names()
-    expression = parse(PREVIEW, text, profile_fields(), tag_names)
+    expression = parse(PREVIEW, text, profile_fields(), tag_names, load_segments().limits.limits())
     inputs = read_inputs(lake, as_of, tag_names)
     ready, skipped = runnable({PREVIEW: expression}, inputs.has_profile)
     if skipped:

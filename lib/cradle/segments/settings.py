@@ -3,8 +3,9 @@
     >>> segments = load_segments()
     >>> expressions = parse_segments(segments, profile_fields(), load_tags().tag_names())
 
-Every expression is parsed at load: a syntax error, an unknown field, tag or function is a
-:class:`ConfigError` naming the segment.
+Every expression is parsed at load: a syntax error, an unknown field, tag or function, or
+an expression over the size limits (``limits:``), is a :class:`ConfigError` naming the
+segment.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from pydantic import Field, field_validator
 
 from cradle.catalog import MEMBER_PROFILE
 from cradle.config import Frozen, load_model, require_snake_case
-from cradle.segments.expressions import Expression, parse
+from cradle.segments.expressions import (
+    DEPTH_CEILING,
+    MAX_DEPTH,
+    MAX_TOKENS,
+    TOKENS_CEILING,
+    Expression,
+    Limits,
+    parse,
+)
 
 SEGMENTS_FILE = "segments.yaml"
 
@@ -26,8 +35,20 @@ class SegmentSpec(Frozen):
     expression: str = Field(min_length=1)
 
 
+class LimitsSpec(Frozen):
+    """Size limits for every expression (see :class:`cradle.segments.expressions.Limits`).
+    The ceilings keep parsing clear of Python's recursion limit whatever is configured."""
+
+    max_tokens: int = Field(MAX_TOKENS, ge=10, le=TOKENS_CEILING)
+    max_depth: int = Field(MAX_DEPTH, ge=2, le=DEPTH_CEILING)
+
+    def limits(self) -> Limits:
+        return Limits(self.max_tokens, self.max_depth)
+
+
 class SegmentsConfig(Frozen):
     segments: dict[str, SegmentSpec]
+    limits: LimitsSpec = LimitsSpec()
 
     @field_validator("segments")
     @classmethod
@@ -45,7 +66,8 @@ def parse_segments(
     config: SegmentsConfig, fields: frozenset[str] | set[str], tags: tuple[str, ...] | set[str]
 ) -> dict[str, Expression]:
     """Parse every segment's expression (ConfigError naming the first bad segment)."""
-    return {name: parse(name, spec.expression, fields, set(tags)) for name, spec in config.segments.items()}
+    limits, tag_set = config.limits.limits(), set(tags)
+    return {name: parse(name, s.expression, fields, tag_set, limits) for name, s in config.segments.items()}
 
 
 def load_segments(directory: Path | None = None) -> SegmentsConfig:

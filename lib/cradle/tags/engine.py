@@ -2,11 +2,15 @@
 
 Rules are Spark SQL over *source views*: every table a rule names by its qualified name
 (``cradle_silver.app_events``, ``cradle_gold.member_profile``) is swapped for a temporary
-view of the frame the caller supplies under that name. The stage supplies silver tables
-with a ``one_id`` column (joined to the current ``identity_map``); tests supply literal
-frames. Compiling a rule runs Spark's analyser, so an unknown table or column, a wrong
-output shape or a syntax error is a :class:`ConfigError` naming the tag before anything
-is written.
+view of the frame the caller supplies under that name, without its protected columns. The
+stage supplies silver tables with a ``one_id`` column (joined to the current
+``identity_map``); tests supply literal frames.
+
+Compiling a rule never runs it. :mod:`cradle.sqlguard` parses it first and refuses anything
+but a single SELECT over the supplied tables (no DML or DDL, no restricted table, no
+protected column, no escape-hatch function); only then does Spark analyse it, so an unknown
+column, a wrong output shape or a syntax error is a :class:`ConfigError` naming the tag
+before anything is written.
 
 History (``cradle_gold.member_tags``) is SCD-2 on ``(one_id, tag, source)``: a row is
 valid from ``valid_from`` (inclusive) to ``valid_to`` (exclusive, null while it holds);
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -25,6 +30,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from cradle import sqlguard
 from cradle.config import ConfigError
 from cradle.identity.graph import source_key
 from cradle.tags.settings import PLACEHOLDER, TagsConfig, TagSpec, ThirdPartySpec
@@ -32,8 +38,6 @@ from cradle.tags.settings import PLACEHOLDER, TagsConfig, TagSpec, ThirdPartySpe
 log = logging.getLogger(__name__)
 
 RULE_SOURCE = "rule"
-# A qualified Cradle table name in a rule (not inside a longer dotted name).
-QUALIFIED = re.compile(r"(?<![\w.`])(cradle_[a-z]+)\.([A-Za-z_][A-Za-z0-9_]*)\b")
 VIEW_PREFIX = "tag_source__"
 CURRENT_COLUMNS = ("one_id", "tag", "value", "source", "category", "source_date")
 HISTORY_KEY = ("one_id", "tag", "source")
@@ -61,38 +65,32 @@ def window_start(run_date: date, window_days: int) -> date:
     return run_date - timedelta(days=window_days - 1)
 
 
-def render_rule(name: str, spec: TagSpec, run_date: date, known: set[str]) -> tuple[str, set[str]]:
-    """The rule's SQL with placeholders filled and qualified tables swapped for views.
-
-    Returns the SQL and the qualified tables it reads; a table not in ``known`` is an error.
-    """
+def render_rule(spec: TagSpec, run_date: date) -> str:
+    """The rule's SQL with its placeholders filled (as DATE literals and a number)."""
     values = {"run_date": f"DATE'{run_date.isoformat()}'"}
     if spec.window_days is not None:
         values["window_start"] = f"DATE'{window_start(run_date, spec.window_days).isoformat()}'"
         values["window_days"] = str(spec.window_days)
-    sql = PLACEHOLDER.sub(lambda m: values[m.group(1)], spec.rule)
-    tables = {f"{m.group(1)}.{m.group(2)}".lower() for m in QUALIFIED.finditer(sql)}
-    unknown = sorted(tables - known)
-    if unknown:
-        raise ConfigError(
-            f"tags.yaml: tag '{name}': unknown table(s) {', '.join(unknown)}; "
-            f"rules may read: {', '.join(sorted(known))}"
-        )
-    sql = QUALIFIED.sub(lambda m: view_name(f"{m.group(1)}.{m.group(2)}".lower()), sql)
-    return sql, tables
+    return PLACEHOLDER.sub(lambda m: values[m.group(1)], spec.rule)
 
 
-def register_sources(sources: dict[str, DataFrame]) -> None:
-    """Expose each source frame to rules under its qualified name (as a temporary view)."""
+def register_sources(sources: Mapping[str, DataFrame], hidden: Mapping[str, Collection[str]]) -> None:
+    """Expose each source frame to rules under its qualified name (as a temporary view),
+    without the columns ``hidden`` names for it (the table's protected columns)."""
     for qualified_name, rows in sources.items():
-        rows.createOrReplaceTempView(view_name(qualified_name))
+        visible = sqlguard.hide_columns(rows, hidden.get(qualified_name, ()))
+        visible.createOrReplaceTempView(view_name(qualified_name))
 
 
 def _spark_message(err: Exception) -> str:
     """The first line of Spark's error, with view names turned back into table names."""
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = lines[0] if lines else type(err).__name__
     return re.sub(
-        VIEW_PREFIX + r"([a-z]+)__(\w+)", lambda m: f"{m.group(1)}.{m.group(2)}", text, flags=re.IGNORECASE
+        "`?" + VIEW_PREFIX + r"([a-z]+)__(\w+?)`?(?=\W|$)",
+        lambda m: f"{m.group(1)}.{m.group(2)}",
+        text,
+        flags=re.IGNORECASE,
     )
 
 
@@ -109,28 +107,35 @@ def compile_rules(
     run_date: date,
     names: list[str] | None = None,
     pending: frozenset[str] = frozenset(),
+    hidden: Mapping[str, Collection[str]] | None = None,
 ) -> CompiledRules:
-    """Analyse every rule (or those in ``names``) against ``sources`` without running it.
+    """Check and analyse every rule (or those in ``names``) against ``sources`` without
+    running it.
 
     ``pending`` are qualified tables rules may name that do not exist yet (the profile
-    before its stage first runs): rules reading them are skipped, not failed.
+    before its stage first runs): rules reading them are skipped, not failed. ``hidden``
+    maps a source to its protected columns, which rules can neither see nor name.
     """
-    register_sources(sources)
-    known = set(sources) | set(pending)
+    hidden = dict(hidden or {})
+    register_sources(sources, hidden)
+    readable = {name: tuple(hidden.get(name, ())) for name in (*sources, *pending)}
     frames: dict[str, DataFrame] = {}
     skipped: dict[str, str] = {}
     for name in names if names is not None else list(config.tags):
-        spec = config.tags[name]
-        sql, tables = render_rule(name, spec, run_date, known)
-        missing = sorted(tables & pending)
+        origin = f"tags.yaml: tag '{name}'"
+        query = sqlguard.check_query(spark, render_rule(config.tags[name], run_date), origin, readable)
+        missing = sorted(query.tables & pending)
         if missing:
             skipped[name] = f"reads {', '.join(missing)}, which does not exist yet"
             log.warning("tag %s skipped: %s", name, skipped[name])
             continue
+        views = {table: view_name(table) for table in query.tables}
+        sql = sqlguard.bind(spark, query, views)
         try:
-            rows = spark.sql(sql)
+            rows = spark.sql(sql)  # a single query (checked above): analysed, not run
         except (AnalysisException, ParseException) as err:
-            raise ConfigError(f"tags.yaml: tag '{name}': {_spark_message(err)}") from None
+            raise ConfigError(f"{origin}: {_spark_message(err)}") from None
+        sqlguard.check_reads_only(rows, views.values(), origin)
         frames[name] = checked_output(name, rows)
     return CompiledRules(frames, skipped)
 

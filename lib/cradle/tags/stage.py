@@ -2,7 +2,8 @@
 
 1. Load ``conf/tags.yaml`` and compile every rule against the source views (silver tables
    with ``one_id`` from the current ``identity_map``; ``cradle_gold.member_profile`` once it
-   exists). Any bad rule fails the run here, before anything is written.
+   exists; protected columns hidden). Rules are checked by :mod:`cradle.sqlguard` before
+   Spark analyses them: any bad rule fails the run here, before anything runs or is written.
 2. Evaluate the rules due today (daily ones; weekly ones a week after their last run, or
    all with ``--full``) and the third-party DMP tags; a one_id twice in a tag fails the run.
 3. Replace the open part of ``cradle_gold.member_tags`` for those tags with its SCD-2
@@ -69,6 +70,13 @@ def rule_sources(lake: Lake, run_date: date) -> tuple[dict[str, DataFrame], froz
     return sources, frozenset({PROFILE})
 
 
+def protected_columns() -> dict[str, tuple[str, ...]]:
+    """Columns hidden from rules, per table rules may read: the catalogue's ``protected``
+    columns (tokens and ciphertext of personal data) and ``sensitive`` ones (children's data)."""
+    tables = [*silver_tables(load_sources().sources).values(), MEMBER_PROFILE]
+    return {table.qualified_name: (*table.protected, *table.sensitive) for table in tables}
+
+
 def open_tags(history: DataFrame) -> list[str]:
     """Tags some person holds now (an open history row)."""
     return [r["tag"] for r in history.where(F.col("valid_to").isNull()).select("tag").distinct().collect()]
@@ -100,7 +108,9 @@ def run(job: Job) -> None:
     lake, ctx = job.lake, job.ctx
     config = load_tags()
     sources, pending = rule_sources(lake, ctx.run_date)
-    compiled = compile_rules(job.spark, config, sources, ctx.run_date, pending=pending)
+    compiled = compile_rules(
+        job.spark, config, sources, ctx.run_date, pending=pending, hidden=protected_columns()
+    )
     due = [
         t
         for t in due_tags(config, ctx.run_date, last_evaluated(lake.read(TAG_SIZES)), ctx.full)
