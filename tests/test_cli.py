@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from cradle.cli import main, one_line, setup_logging
 from cradle.config import ConfigError
+from cradle.lake import Lake
+from cradle.runs import RunContext, lake_lock
 
 
 def test_a_failing_command_prints_one_line_and_logs_the_trace(
@@ -49,3 +56,28 @@ def test_the_embedded_metastore_busy_error_is_translated(env) -> None:
     )
     line = one_line(derby, env)
     assert "embedded metastore" in line and "in use" in line and "\n" not in line
+
+
+def test_a_second_writer_stops_at_once_naming_the_holder(spark, tmp_path: Path) -> None:
+    """While this process holds the lake (through the same lock a run takes), a real
+    `cradle run` process on that lake stops with one line that names the holder, and
+    changes nothing; once the holder is done, the same command succeeds."""
+    lake = Lake(spark, str(tmp_path / "lake"))
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    command = [sys.executable, "-m", "cradle", "run", "ingest", "--run-date", "2026-01-02"]
+    command += ["--lake", lake.root, "--landing", str(landing)]
+    holder = RunContext(env="local", run_date=date(2026, 1, 2), run_id="holder-run")
+    with lake_lock(lake, holder, "run all"):
+        second = subprocess.run(command, check=False, capture_output=True, text=True, timeout=600)
+        lock = json.loads((tmp_path / "lake" / "_ops" / "lock").read_text(encoding="utf-8"))
+        assert lock["pid"] == os.getpid()
+    lines = [line for line in second.stderr.splitlines() if line.startswith("cradle run:")]
+    assert second.returncode == 1 and len(lines) == 1, second.stderr[-3000:]
+    assert "Traceback" not in second.stderr
+    assert "in use by run holder-run (run all, pid " + str(os.getpid()) in lines[0], lines[0]
+    assert not (tmp_path / "lake" / "_ops" / "journal").exists() or not any(
+        (tmp_path / "lake" / "_ops" / "journal").iterdir()
+    )
+    again = subprocess.run(command, check=False, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
