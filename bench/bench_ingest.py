@@ -6,7 +6,12 @@ For each scale: generate (or reuse, with --data) a landing area, then on a fresh
 ingestion once for every day but the last (a catch-up run, the backfill case) and once
 for the last day (the daily case). Rows are the data rows read, from the manifest;
 rows/s = rows / wall time of the run. Spark runs local[2] (this machine has 2 cores).
-Prints a Markdown table for docs/benchmarks.md.
+
+The floor, in the same session right after each run: a bare Spark copy of exactly the
+files that run read (``spark.read`` of each source's files with the right encoding, CSV
+with its header or JSON lines, written to Parquet; no validation, no Delta, no
+accounting). The ratio ingest / bare copy is the figure that matters. Prints a Markdown
+table for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -39,6 +44,40 @@ def rows_read(lake: Lake, run_id: str) -> int:
     return int(manifest.agg(F.sum("rows_read")).first()[0] or 0)
 
 
+def encoding_of(path: Path) -> str:
+    """What a bare reader would be told: the file's encoding (BOM, UTF-8 or GB18030)."""
+    content = path.read_bytes()
+    if content.startswith(b"\xef\xbb\xbf"):
+        return "UTF-8"
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return "GB18030"
+    return "UTF-8"
+
+
+def delivered(landing: Path, first: date, last: date) -> dict[tuple[str, str, str], list[str]]:
+    """Files delivered from ``first`` to ``last``, grouped by (source, format, encoding)."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for folder in sorted(landing.glob("*/????-??-??")):
+        if folder.parent.name.startswith("_") or not first.isoformat() <= folder.name <= last.isoformat():
+            continue
+        for path in sorted(p for p in folder.iterdir() if p.is_file() and p.stat().st_size > 0):
+            fmt = "json" if path.name.endswith(".jsonl") else "csv"
+            groups.setdefault((folder.parent.name, fmt, encoding_of(path)), []).append(str(path))
+    return groups
+
+
+def bare_copy(spark, groups: dict[tuple[str, str, str], list[str]], out: str) -> float:
+    """Wall seconds for Spark's own readers to copy the files to Parquet, no validation."""
+    t0 = time.perf_counter()
+    for n, ((source, fmt, encoding), paths) in enumerate(sorted(groups.items())):
+        reader = spark.read.option("encoding", encoding)
+        frame = reader.json(paths) if fmt == "json" else reader.option("header", True).csv(paths)
+        frame.write.mode("overwrite").parquet(f"{out}/{source}-{n}")
+    return time.perf_counter() - t0
+
+
 def run(members: int, days: int, data: str | None, workers: int) -> list[dict]:
     landing = Path(data) if data else Path(tempfile.mkdtemp(prefix="cradle-bench-landing-"))
     if not (landing / "_truth" / "manifest.json").is_file():
@@ -55,12 +94,14 @@ def run(members: int, days: int, data: str | None, workers: int) -> list[dict]:
     lake = Lake(spark, env.lake_root)
     last = START + timedelta(days=days - 1)
     results = []
-    for label, day in (("catch-up", last - timedelta(days=1)), ("daily", last)):
+    copies = tempfile.mkdtemp(prefix="cradle-bench-copy-")
+    for label, first, day in (("catch-up", START, last - timedelta(days=1)), ("daily", last, last)):
         run_id = f"bench-{label}"
         t0 = time.perf_counter()
         run_stages(spark, env, ["ingest"], make_context(env, day, run_id))
         wall = time.perf_counter() - t0
         rows = rows_read(lake, run_id)
+        floor = bare_copy(spark, delivered(landing, first, day), f"{copies}/{label}")
         results.append(
             {
                 "members": members,
@@ -69,10 +110,14 @@ def run(members: int, days: int, data: str | None, workers: int) -> list[dict]:
                 "rows": rows,
                 "wall_s": wall,
                 "rows_per_s": rows / wall,
+                "copy_s": floor,
+                "copy_rows_per_s": rows / floor,
+                "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
             }
         )
         print(results[-1], flush=True)
     spark.stop()
+    shutil.rmtree(copies, ignore_errors=True)
     shutil.rmtree(lake_root, ignore_errors=True)
     if not data:
         shutil.rmtree(landing, ignore_errors=True)
@@ -88,11 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = [r for m in args.members for r in run(m, args.days, args.data, args.workers)]
     print(f"\nMachine: {platform.platform()}, {os.cpu_count()} cores; Spark local[2]\n")
-    print("| members | days | run | rows read | wall (s) | rows/s |")
-    print("|---:|---:|---|---:|---:|---:|")
+    header = ["members", "days", "run", "rows read", "ingest (s)", "rows/s", "bare copy (s)", "rows/s"]
+    print("| " + " | ".join([*header, "ratio", "load"]) + " |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
-        cells = [f"{r['members']:,}", str(r["days"]), r["run"], f"{r['rows']:,}", f"{r['wall_s']:.0f}"]
-        print("| " + " | ".join([*cells, f"{r['rows_per_s']:,.0f}"]) + " |")
+        cells = [f"{r['members']:,}", str(r["days"]), r["run"], f"{r['rows']:,}", f"{r['wall_s']:.1f}"]
+        cells += [f"{r['rows_per_s']:,.0f}", f"{r['copy_s']:.1f}", f"{r['copy_rows_per_s']:,.0f}"]
+        print("| " + " | ".join([*cells, f"{r['wall_s'] / r['copy_s']:.1f}x", r["load"]]) + " |")
     return 0
 
 
