@@ -10,15 +10,21 @@ every injected defect is judged by what ingestion should have done with it:
 * file-level: duplicate_file (no-op), corrected_file (replaces), encoding_gbk / encoding_bom
   (decoded), reordered_columns (read by name), added_column (kept)
 
-A defect on a line that is also rejected for another defect counts as ``hidden``. Kinds
-that identity resolves (typos, shared phones, placeholder ids, second registrations) are
-listed with their counts and judged by ``cradle eval identity``. ``clean_quarantined``
-counts quarantined lines that carry no quarantine-worthy defect: it must be 0.
+A defect not caught counts as ``hidden`` only where something named explains why it could
+not be seen, and ``hidden_by`` says what: another quarantine-worthy defect on the same line
+that got the line quarantined (its kind), a correction that withdrew the row
+(``withdrawn``), or a later version of the same record that replaced the row in silver
+(``newer_version``). Anything else not caught is ``missed``. Kinds that identity resolves
+(typos, shared phones, placeholder ids, second registrations) are listed with their counts
+and judged by ``cradle eval identity``. ``clean_quarantined`` counts quarantined lines that
+carry no quarantine-worthy defect: it must be 0. Every file delivered to the landing area
+(up to the last ingest run's date) must be in the manifest.
 """
 
 from __future__ import annotations
 
 import argparse
+from datetime import date
 from functools import reduce
 from pathlib import Path
 from typing import Any
@@ -26,7 +32,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from cradle.catalog import INGEST_MANIFEST, QUARANTINE
+from cradle.catalog import INGEST_MANIFEST, JOB_RUNS, QUARANTINE
 from cradle.config import EnvConfig
 from cradle.lake import Lake
 
@@ -109,25 +115,47 @@ def judge_rows(
     mobiles: DataFrame,
     record_person: DataFrame,
 ) -> DataFrame:
-    rows = defects.where(F.col("line").isNotNull() & ~F.col("kind").isin(*IDENTITY_KINDS))
-    bad_lines = rows.where(F.col("kind").isin(*QUARANTINE_KINDS)).select("file", "line").distinct()
+    """(kind, caught, hidden, hidden_by) per row defect."""
+    rows = defects.where(F.col("line").isNotNull() & ~F.col("kind").isin(*IDENTITY_KINDS)).withColumn(
+        "defect", F.concat_ws("|", "kind", F.coalesce(F.col("field"), F.lit("")))
+    )
+    # The quarantine-worthy defects of each line: what may explain another defect there.
+    bad_lines = rows.where(F.col("kind").isin(*QUARANTINE_KINDS)).select(
+        "file", "line", F.col("kind").alias("other_kind"), F.col("defect").alias("other")
+    )
+    explained = (
+        rows.select("file", "line", "defect")
+        .join(bad_lines, ["file", "line"], "inner")
+        .where(F.col("other") != F.col("defect"))
+        .groupBy("file", "line", "defect")
+        .agg(F.min("other_kind").alias("other_kind"))
+    )
     judged = (
         rows.join(quarantined.withColumn("q", F.lit(True)), ["file", "line"], "left")
         .join(silver.withColumn("s", F.lit(True)), ["file", "line"], "left")
         .join(mobiles, ["file", "line", "field"], "left")
-        .join(bad_lines.withColumn("other_bad", F.lit(True)), ["file", "line"], "left")
+        .join(explained, ["file", "line", "defect"], "left")
     )
     # Identical copies are interchangeable: a duplicate is caught when at most one copy of
     # its record (same file, same record_key) reached silver.
-    keyed = record_person.select("file", "line", "record_key")
+    keyed = record_person.select("file", "line", "source", "record_key")
     copies_kept = (
         silver.select("file", "line")
         .join(keyed, ["file", "line"], "inner")
         .groupBy("file", "record_key")
         .count()
     )
-    judged = judged.join(keyed, ["file", "line"], "left").join(
-        copies_kept.withColumnRenamed("count", "copies_kept"), ["file", "record_key"], "left"
+    # Records whose silver row is another line (a later update of the same record).
+    in_silver = (
+        silver.select("file", "line")
+        .join(keyed, ["file", "line"], "inner")
+        .select("source", "record_key", F.lit(True).alias("record_in_silver"))
+        .distinct()
+    )
+    judged = (
+        judged.join(keyed.drop("source"), ["file", "line"], "left")
+        .join(copies_kept.withColumnRenamed("count", "copies_kept"), ["file", "record_key"], "left")
+        .join(in_silver, ["source", "record_key"], "left")
     )
     q, s = F.col("q").isNotNull(), F.col("s").isNotNull()
     caught = (
@@ -137,15 +165,21 @@ def judge_rows(
         .when(F.col("kind") == "mobile_format", s & (F.col("status") == "valid"))
         .when(F.col("kind") == "masked_mobile", s & (F.col("status") == "masked"))
     )
-    hidden = F.col("withdrawn") | (
-        ~F.col("kind").isin(*QUARANTINE_KINDS, "duplicate_row") & (F.col("other_bad").isNotNull() | ~s)
+    caught = F.coalesce(caught, F.lit(False))
+    hidden_by = (
+        F.when(caught, F.lit(None))
+        .when(F.col("withdrawn"), F.lit("withdrawn"))
+        .when(q & F.col("other_kind").isNotNull(), F.col("other_kind"))
+        .when(~s & ~q & F.coalesce(F.col("record_in_silver"), F.lit(False)), F.lit("newer_version"))
     )
-    return judged.select("kind", F.coalesce(caught, F.lit(False)).alias("caught"), hidden.alias("hidden"))
+    return judged.select(
+        "kind", caught.alias("caught"), hidden_by.isNotNull().alias("hidden"), hidden_by.alias("hidden_by")
+    )
 
 
 def judge_files(defects: DataFrame, manifest: DataFrame, landing_root: str) -> DataFrame:
     files = defects.where(F.col("line").isNull() & ~F.col("kind").isin(*IDENTITY_KINDS)).select(
-        "kind", "file"
+        "kind", "file", "field"
     )
     m = manifest.select("file", "status", "encoding", "columns", "logical_file")
     judged = files.join(m, "file", "left")
@@ -164,10 +198,14 @@ def judge_files(defects: DataFrame, manifest: DataFrame, landing_root: str) -> D
         )
         .when(F.col("kind") == "encoding_bom", F.col("encoding") == "utf-8-sig")
         .when(F.col("kind") == "reordered_columns", F.col("status").isin("loaded", "superseded"))
-        .when(F.col("kind") == "added_column", F.array_contains("columns", "baby_gender"))
+        # The truth names the added column; the manifest must list it among the file's columns.
+        .when(F.col("kind") == "added_column", F.array_contains("columns", F.col("field")))
     )
     return judged.select(
-        "kind", F.coalesce(caught, F.lit(False)).alias("caught"), F.lit(False).alias("hidden")
+        "kind",
+        F.coalesce(caught, F.lit(False)).alias("caught"),
+        F.lit(False).alias("hidden"),
+        F.lit(None).cast("string").alias("hidden_by"),
     )
 
 
@@ -205,57 +243,105 @@ def follow_corrections(defects: DataFrame, record_person: DataFrame, manifest: D
     )
 
 
-def evaluate(env: EnvConfig, args: argparse.Namespace) -> dict[str, Any]:
-    from cradle.spark import build_spark
+def delivered_files(landing_root: str, until: date | None) -> list[str]:
+    """Landing files (``source/YYYY-MM-DD/name``) delivered up to ``until``; truth excluded."""
+    root = Path(landing_root)
+    found = []
+    for path in sorted(root.glob("*/*/*")):
+        source, day = path.parts[-3], path.parts[-2]
+        if source.startswith("_") or not path.is_file():
+            continue
+        try:
+            delivered = date.fromisoformat(day)
+        except ValueError:
+            continue
+        if until is None or delivered <= until:
+            found.append(path.relative_to(root).as_posix())
+    return found
 
-    spark: SparkSession = build_spark(env, app_name="cradle-eval-ingest")
-    lake = Lake(spark, env.lake_root)
+
+def file_coverage(lake: Lake, manifest: DataFrame, landing_root: str) -> dict[str, Any]:
+    """Every delivered file (up to the last ingest run's date) must be in the manifest."""
+    last = (
+        lake.read(JOB_RUNS)
+        .where((F.col("job") == "ingest") & (F.col("status") == "succeeded"))
+        .agg(F.max("run_date"))
+        .first()[0]
+    )
+    delivered = delivered_files(landing_root, last)
+    seen = {r["file"] for r in manifest.select("file").distinct().collect()}
+    missing = [f for f in delivered if f not in seen]
+    return {"delivered": len(delivered), "not_in_manifest": len(missing), "examples": missing[:5]}
+
+
+def measure(spark: SparkSession, lake: Lake, landing_root: str, truth_dir: Path) -> dict[str, Any]:
+    """Ingestion accounting and, where the truth exists, defects caught versus injected."""
     manifest = lake.read(INGEST_MANIFEST)
     quarantine = lake.read(QUARANTINE)
     result: dict[str, Any] = {
         "accounting": accounting(manifest),
         "quarantine_reasons": reason_counts(quarantine),
+        "files": file_coverage(lake, manifest, landing_root),
     }
-    passed = result["accounting"]["unbalanced_files"] == 0
-    truth = Path(args.data or Path(env.landing_root) / "_truth") / "defects.parquet"
+    passed = result["accounting"]["unbalanced_files"] == 0 and result["files"]["not_in_manifest"] == 0
+    truth = truth_dir / "defects.parquet"
     if truth.exists():
-        record_person = spark.read.parquet(str(truth.parent / "record_person.parquet"))
+        record_person = spark.read.parquet(str(truth_dir / "record_person.parquet"))
         defects = follow_corrections(spark.read.parquet(str(truth)), record_person, manifest)
         silver, mobiles = silver_lines(lake)
         quarantined = quarantine.select("file", "line").distinct()
         judged = judge_rows(defects, quarantined, silver, mobiles, record_person).unionByName(
-            judge_files(defects, manifest, env.landing_root)
+            judge_files(defects, manifest, landing_root)
         )
-        kinds = {}
-        for r in (
-            judged.groupBy("kind")
-            .agg(
-                F.count("*").alias("injected"),
-                F.sum(F.col("caught").cast("int")).alias("caught"),
-                F.sum((~F.col("caught") & F.col("hidden")).cast("int")).alias("hidden"),
-            )
-            .collect()
-        ):
-            missed = r["injected"] - r["caught"] - r["hidden"]
-            kinds[r["kind"]] = {
-                "injected": r["injected"],
-                "caught": r["caught"],
-                "hidden": r["hidden"],
-                "missed": missed,
-            }
-        identity = {
+        result["defects"] = defect_table(judged)
+        result["identity_defects"] = {
             r["kind"]: r["count"]
             for r in defects.where(F.col("kind").isin(*IDENTITY_KINDS)).groupBy("kind").count().collect()
         }
         bad = defects.where(F.col("kind").isin(*QUARANTINE_KINDS) & F.col("line").isNotNull()).select(
             "file", "line"
         )
-        clean_quarantined = quarantined.join(bad, ["file", "line"], "left_anti").count()
-        result["defects"] = kinds
-        result["identity_defects"] = identity
-        result["clean_quarantined"] = clean_quarantined
-        passed = passed and clean_quarantined == 0 and all(k["missed"] == 0 for k in kinds.values())
+        result["clean_quarantined"] = quarantined.join(bad, ["file", "line"], "left_anti").count()
+        result["kinds_not_caught"] = sorted(k for k, v in result["defects"].items() if v["caught"] == 0)
+        passed = (
+            passed
+            and result["clean_quarantined"] == 0
+            and not result["kinds_not_caught"]
+            and all(k["missed"] == 0 for k in result["defects"].values())
+        )
     else:
         result["defects"] = f"no truth at {truth}: generated data only"
     result["passed"] = passed
     return result
+
+
+def defect_table(judged: DataFrame) -> dict[str, dict[str, Any]]:
+    """Per kind: injected, caught, hidden (with what hid them) and missed."""
+    kinds: dict[str, dict[str, Any]] = {}
+    for r in (
+        judged.groupBy("kind")
+        .agg(
+            F.count("*").alias("injected"),
+            F.sum(F.col("caught").cast("int")).alias("caught"),
+            F.sum((~F.col("caught") & F.col("hidden")).cast("int")).alias("hidden"),
+        )
+        .collect()
+    ):
+        kinds[r["kind"]] = {
+            "injected": r["injected"],
+            "caught": r["caught"],
+            "hidden": r["hidden"],
+            "hidden_by": {},
+            "missed": r["injected"] - r["caught"] - r["hidden"],
+        }
+    for r in judged.where(F.col("hidden_by").isNotNull()).groupBy("kind", "hidden_by").count().collect():
+        kinds[r["kind"]]["hidden_by"][r["hidden_by"]] = r["count"]
+    return kinds
+
+
+def evaluate(env: EnvConfig, args: argparse.Namespace) -> dict[str, Any]:
+    from cradle.spark import build_spark
+
+    spark: SparkSession = build_spark(env, app_name="cradle-eval-ingest")
+    truth_dir = Path(args.data) if getattr(args, "data", None) else Path(env.landing_root) / "_truth"
+    return measure(spark, Lake(spark, env.lake_root), env.landing_root, truth_dir)

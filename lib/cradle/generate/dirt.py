@@ -183,6 +183,14 @@ def flagged(df: pd.DataFrame, spec: SourceSpec) -> list[pd.DataFrame]:
         h = df["_family"].to_numpy(dtype=bool)
         out.append(defects(rid[h], "family_shared_mobile", "mobile",
                            "mobile of " + df["_relative"][h].astype(str).to_numpy()))
+    if "_family_outsider" in df:
+        h = df["_family_outsider"].to_numpy(dtype=bool)
+        out.append(defects(rid[h], "family_shared_mobile", "mobile",
+                           "mobile of a relative who is no member"))
+    if "_att_zero" in df:
+        h = df["_att_zero"].to_numpy(dtype=bool)
+        field = "device_id" if spec.name == "ad_events" else "idfa"
+        out.append(defects(rid[h], "all_zero_device", field, "app tracking declined (ATT)"))
     if "_masked" in df:
         h = df["_masked"].to_numpy(dtype=bool)
         out.append(defects(rid[h], "masked_mobile", "receiver_mobile", "masked by platform"))

@@ -73,7 +73,8 @@ def rng_for(seed: int, *key: int) -> np.random.Generator:
 def build_world(s: Settings, p: Params) -> World:
     rng = rng_for(p.seed, 0)
     cities = ref.cities()
-    stores = world.make_stores(rng, cities, p.members, s.channels.members_per_store)
+    stores = world.make_stores(rng, cities, p.members, s.channels.members_per_store,
+                               s.dirt.store_phone_listed)
     hospitals = world.make_hospitals(rng, cities)
     campaigns = world.make_campaigns(rng)
     catalogue = ref.products(with_launch=True)

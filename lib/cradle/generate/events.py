@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from cradle.generate import reference as ref
-from cradle.generate.people import HEX, NEVER, People, digits, scramble, tokens, uuid_like
+from cradle.generate.people import HEX, NEVER, People, digits, md5_hex, scramble, tokens, uuid_like
 from cradle.generate.reference import Calendar
 from cradle.generate.settings import LIFE_STAGES, PLATFORMS_AD, PURPOSES, Settings
 
@@ -21,8 +21,27 @@ TOPIC_BY_STAGE = np.array(["pregnancy_prep", "pregnancy_nutrition", "newborn_car
                            "early_education", "early_education", "school_readiness"],
                           dtype=object)
 TEST_NAMES = np.array(["测试", "test", "测试账号", "TEST01", "测试001"], dtype=object)
-TEST_MOBILES = np.array(["13800000000", "13900000000", "18888888888", "13000000000"],
-                        dtype=object)
+
+
+def test_mobiles(rng: np.random.Generator, k: int) -> np.ndarray:
+    """Mobiles typed on ``k`` test accounts, made up anew for every run so that no
+    configuration can list them in advance. Staff reuse a few numbers (about one per three
+    accounts): a repeated digit (13666666666), a round number (13900000000), a run
+    (15912345678), or the phone of the staff member who made the account."""
+    if k == 0:
+        return np.array([], dtype=object)
+    m = max(1, k // 3)
+    prefix = np.array(["130", "133", "135", "136", "138", "139", "150", "158", "186", "188"])
+    p3 = prefix[rng.integers(0, len(prefix), m)]
+    d = rng.integers(0, 10, m).astype(str)
+    rep = np.array(["1" + x[1] + y * 9 for x, y in zip(p3, d, strict=True)], dtype=object)
+    rnd = np.array([x + "00000000" for x in p3], dtype=object)
+    run = np.array([x + "12345678" for x in p3], dtype=object)
+    staff = np.array([x + f"{v:08d}" for x, v in zip(p3, rng.integers(0, 10**8, m), strict=True)],
+                     dtype=object)
+    kind = rng.integers(0, 4, m)
+    pool = np.select([kind == 0, kind == 1, kind == 2], [rep, rnd, run], staff)
+    return pool[rng.integers(0, m, k)]
 
 
 def ts_text(start: np.datetime64, ts: np.ndarray) -> np.ndarray:
@@ -93,7 +112,8 @@ def crm_rows(rng: np.random.Generator, s: Settings, people: People, block: int, 
     gender = np.where((p["gidx"].to_numpy() % 2) == 0, "F", "M")[pi]
     stores_id = stores["store_id"].to_numpy()
     reg_store = p["reg_store"].to_numpy()[pi]
-    crm_unionid = (p["wechat"].to_numpy() & (rng.random(n) < s.population.crm_unionid_share)
+    unionid_rate = p["reg_channel"].map(s.population.crm_unionid_by_channel).fillna(0.0)
+    crm_unionid = (p["wechat"].to_numpy() & (rng.random(n) < unionid_rate.to_numpy())
                    & p["unionid"].notna().to_numpy())
     out = pd.DataFrame({
         "member_id": p["member_id"].to_numpy()[pi],
@@ -183,7 +203,7 @@ def crm_rows(rng: np.random.Generator, s: Settings, people: People, block: int, 
         gi = block * 1000 + np.arange(k)
         tst["member_id"] = np.char.add("M", digits(scramble(gi + 9 * 10**8, 10**9, 29), 9))
         tst["member_card_no"] = digits(scramble(gi + 9 * 10**8, 10**12, 31), 12)
-        tst["mobile"] = TEST_MOBILES[rng.integers(0, len(TEST_MOBILES), k)]
+        tst["mobile"] = test_mobiles(rng, k)
         tst["name"] = TEST_NAMES[rng.integers(0, len(TEST_NAMES), k)]
         tst["register_channel"] = "store"
         tst["register_store_id"] = stores_id[rng.integers(0, len(stores_id), k)]
@@ -230,10 +250,16 @@ def wechat_events(rng: np.random.Generator, s: Settings, people: People, block: 
         frames.append(pd.DataFrame({"pi": who[ok], "day": dd[ok], "event": "coupon_claim"}))
     frames.append(pd.DataFrame({"pi": claims["pi"], "day": claims["day"],
                                 "event": "sample_claim", "sku": claims["sku"]}))
-    binders = wx[rng.random(len(wx)) < s.population.wechat_bind_mobile]
+    reg = p["reg_day"].to_numpy()
+    # Phone authorisation is a tap per user that the brand pays for per call: members who
+    # registered in the mini-program did it at registration; others rarely do.
+    channel = np.where(reg < days, p["reg_channel"].to_numpy(), "none")
+    bind_rate = pd.Series(channel).map(s.population.wechat_bind_mobile).fillna(0.0).to_numpy()
+    binders = wx[rng.random(len(wx)) < bind_rate[wx]]
     frames.append(pd.DataFrame({"pi": binders, "day": rng.integers(0, days, len(binders)),
                                 "event": "bind_mobile"}))
-    reg = p["reg_day"].to_numpy()
+    joined = wx[(reg[wx] >= 0) & (reg[wx] < days) & (channel[wx] == "wechat")]
+    frames.append(pd.DataFrame({"pi": joined, "day": reg[joined], "event": "bind_mobile"}))
     newf = np.flatnonzero(p["wechat"].to_numpy() & (((reg >= 0) & (reg < days)
                                                     & (p["reg_channel"] == "wechat").to_numpy())
                                                    | (rng.random(n) < 0.02)))
@@ -257,6 +283,7 @@ def wechat_events(rng: np.random.Generator, s: Settings, people: People, block: 
                      ["pages/article/" + topic, np.full(k, "pages/coupon/promo", dtype=object),
                       "pages/sample/" + pd.Series(sku).fillna("").to_numpy()], None)
     ts = ev["day"].to_numpy() * 86400 + rng.integers(7 * 3600, 24 * 3600, k)
+    u_phone = rng.random(k)
     return pd.DataFrame({
         "event_id": ids("WX", block, k, 101),
         "appid": np.where(in_oa, "wx8c3f0a2d5e7b1c94", "wx51d9e6b3a07f2c18").astype(object),
@@ -264,9 +291,11 @@ def wechat_events(rng: np.random.Generator, s: Settings, people: People, block: 
         "unionid": np.where(rng.random(k) < s_unionid_missing(people), None,
                             p["unionid"].to_numpy()[pi]),
         "event": event.astype(object), "page": page,
-        # Binding, and claiming a coupon or sample in the mini-program, ask for WeChat's
-        # phone-number authorisation.
-        "mobile": np.where(np.isin(event, ["bind_mobile", "coupon_claim", "sample_claim"]),
+        # Binding asks for WeChat's phone-number authorisation; a sample claim needs a phone
+        # to ship to; a coupon claim needs none.
+        "mobile": np.where((event == "bind_mobile")
+                           | ((event == "sample_claim") & (u_phone < s.population.sample_claim_phone))
+                           | ((event == "coupon_claim") & (u_phone < s.population.coupon_claim_phone)),
                            p["mobile"].to_numpy()[pi], None),
         "event_time": ts_text(start, ts),
         "_pi": pi, "_ts": ts, "_deliver": ts // 86400, "_part": "",
@@ -297,7 +326,14 @@ def devices(rng: np.random.Generator, s: Settings, people: People) -> pd.DataFra
         "android_id": np.where(~eios, tokens(rng, k, 16, HEX), None),
         "mac": pd.Series(tokens(rng, k, 12, HEX)).str.findall("..").str.join(":").to_numpy()})
     out = pd.concat([base, extra], ignore_index=True).sort_values(["pi", "dev_no"])
-    return out.reset_index(drop=True)
+    out = out.reset_index(drop=True)
+    # App Tracking Transparency is asked per app: an iOS user may decline it in the brand
+    # app and allow it in an ad platform's app, or the other way round.
+    rate = s.population.ios_att_optout
+    out["att_app"] = out["ios"].to_numpy() & (rng.random(len(out)) < rate)
+    for j in range(len(PLATFORMS_AD)):
+        out[f"att_ad{j}"] = out["ios"].to_numpy() & (rng.random(len(out)) < rate)
+    return out
 
 
 def pick_device(rng: np.random.Generator, devs: pd.DataFrame, pi: np.ndarray) -> np.ndarray:
@@ -343,18 +379,20 @@ def app_events(rng: np.random.Generator, people: People, devs: pd.DataFrame, blo
     ios = devs["ios"].to_numpy()[dev]
     stage = stage_at(people, pi, ts // 86400)
     has_uid = logged[e_sess] & ((e_no >= 1) | ~is_login[e_sess]) & (rng.random(k) > 0.03)
+    att = devs["att_app"].to_numpy()[dev]
     return pd.DataFrame({
         "event_id": ids("AE", block, k, 103),
         "app_user_id": np.where(has_uid, p["app_user_id"].to_numpy()[pi], None),
         "os": np.where(ios, "ios", "android").astype(object),
-        "idfa": devs["idfa"].to_numpy()[dev], "oaid": devs["oaid"].to_numpy()[dev],
+        "idfa": np.where(att, ALL_ZERO, devs["idfa"].to_numpy()[dev]),
+        "oaid": devs["oaid"].to_numpy()[dev],
         "android_id": devs["android_id"].to_numpy()[dev],
         "event": event,
         "article_topic": np.where(event == "view_article", TOPIC_BY_STAGE[stage], None),
         "mobile": np.where(event == "login", p["mobile"].to_numpy()[pi], None),
         "event_time": ts_text(start, ts),
         "_pi": pi, "_ts": ts, "_deliver": ts // 86400, "_part": "",
-        "_dev_no": devs["dev_no"].to_numpy()[dev],
+        "_dev_no": devs["dev_no"].to_numpy()[dev], "_att_zero": att,
     })
 
 
@@ -380,9 +418,19 @@ def ad_events(rng: np.random.Generator, s: Settings, people: People, devs: pd.Da
     # An Android device reports its OAID where it supports one, else its Android id.
     use_oaid = (rng.random(len(devs)) < s.population.oaid_share)[dev]
     dtype_ = np.where(ios, "idfa", np.where(use_oaid, "oaid", "android_id")).astype(object)
-    did = np.where(ios, devs["idfa"].to_numpy()[dev],
-                   np.where(use_oaid, devs["oaid"].to_numpy()[dev],
-                            devs["android_id"].to_numpy()[dev]))
+    plat_no = pd.Index(PLATFORMS_AD).get_indexer(plat)
+    att = np.zeros(k, dtype=bool)
+    for j in range(len(PLATFORMS_AD)):
+        att |= (plat_no == j) & devs[f"att_ad{j}"].to_numpy()[dev]
+    # Since Android 8 the Android id differs per app signing key: the ad platform's SDK
+    # sees another value than the brand app (one per platform's app), never the same.
+    android = ~ios & ~use_oaid
+    scoped = np.full(k, None, dtype=object)
+    if android.any():
+        raw = devs["android_id"].to_numpy()[dev][android] + "|" + plat[android]
+        scoped[android] = np.array([h[:16] for h in md5_hex(raw)], dtype=object)
+    did = np.where(ios, np.where(att, ALL_ZERO, devs["idfa"].to_numpy()[dev]),
+                   np.where(use_oaid, devs["oaid"].to_numpy()[dev], scoped))
     return pd.DataFrame({
         "event_id": ids("AD", block, k, 107), "platform": plat, "campaign_id": camp,
         "event_type": etype, "device_id": did, "device_id_type": dtype_,
@@ -390,7 +438,7 @@ def ad_events(rng: np.random.Generator, s: Settings, people: People, devs: pd.Da
                                p["mobile_md5"].to_numpy()[pi], None),
         "event_time": ts_text(start, ts),
         "_pi": pi, "_ts": ts, "_deliver": ts // 86400, "_part": plat,
-        "_dev_no": devs["dev_no"].to_numpy()[dev],
+        "_dev_no": devs["dev_no"].to_numpy()[dev], "_att_zero": att,
     })
 
 
@@ -433,15 +481,26 @@ def random_macs(rng: np.random.Generator, k: int) -> np.ndarray:
     return raw.str.findall("..").str.join(":").to_numpy(dtype=object)
 
 
+def network_macs(macs: np.ndarray, network: np.ndarray) -> np.ndarray:
+    """The private MAC a phone shows one Wi-Fi network: stable for that network, different
+    on every other one, locally administered (second hex digit 2, 6, a or e)."""
+    h = pd.Series(md5_hex((pd.Series(macs, dtype=object) + "|" + pd.Series(network, dtype=object)
+                           ).to_numpy(dtype=object)), dtype=object)
+    second = h.str[1].map(lambda c: "26ae"[int(c, 16) % 4])
+    raw = h.str[0] + second + h.str[2:12]
+    return raw.str.findall("..").str.join(":").to_numpy(dtype=object)
+
+
 def wifi_probes(rng: np.random.Generator, s: Settings, people: People, devs: pd.DataFrame,
                 store_orders: pd.DataFrame, stores: pd.DataFrame, days: int,
                 start: np.datetime64) -> pd.DataFrame:
     """Visits seen by store Wi-Fi: most store purchases, plus browsing visits.
 
-    A phone that has joined the stores' Wi-Fi keeps one MAC for that network, and the
-    vendor reports the mobile its portal verified by SMS (as public Wi-Fi in China
-    requires) with each of its visits. A visit by a phone that did not join shows a fresh
-    random (locally administered) MAC and can be tied to nobody.
+    Since Android 10 and iOS 14 a phone shows each Wi-Fi network its own private MAC. A
+    phone that joined a chain's Wi-Fi keeps that MAC in every store of the chain (one
+    network name); a phone that never joined is seen only through probes under a fresh
+    random MAC per visit and can be tied to nobody. The portal verifies the mobile by SMS,
+    but the retailer passes it on to the brand only for visitors who consented to that.
     """
     p = people.persons
     n = len(p)
@@ -455,9 +514,15 @@ def wifi_probes(rng: np.random.Generator, s: Settings, people: People, devs: pd.
     k = len(pi)
     first = center - rng.integers(60, 1200, k)
     last = center + rng.integers(30, 600, k)
-    randomised = rng.random(k) < s.population.wifi_unassociated
-    mac = np.where(randomised, random_macs(rng, k), p["mac"].to_numpy()[pi])
-    login = ~randomised & (rng.random(n) < s.population.wifi_portal_login)[pi]
+    joined = rng.random(n) < s.population.wifi_joined
+    consents = joined & (rng.random(n) < s.population.wifi_portal_consent)
+    randomised = ~joined[pi]
+    chain = stores["chain"].to_numpy()[store]
+    mac = random_macs(rng, k)
+    if (~randomised).any():
+        mac[~randomised] = network_macs(p["mac"].to_numpy()[pi][~randomised],
+                                        chain[~randomised])
+    login = consents[pi]
     return pd.DataFrame({
         "store_id": stores["store_id"].to_numpy()[store], "mac": mac,
         "mobile": np.where(login, p["mobile"].to_numpy()[pi], None),

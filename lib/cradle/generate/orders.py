@@ -42,21 +42,29 @@ def pos_rows(rng: np.random.Generator, s: Settings, people: People, lines: pd.Da
     m = len(uniq)
     u_card, u_type, u_store = rng.random(m), rng.random(m), rng.random(m)
     day = st["day"].to_numpy()
-    member = p["reg_day"].to_numpy()[pi] <= day
-    shows_card = member & (u_card[pos] >= s.channels.walk_in_share)
-    walk_in = ~shows_card
-    typed_own = np.where(shows_card, u_type[pos] < 0.5,
-                         u_type[pos] < s.channels.walk_in_mobile_typed)
-    store_phone = walk_in & ~typed_own & (u_store[pos] < s.dirt.store_phone_walkin)
-    # A relative's phone: one fixed relative per affected household.
-    shares = rng.random(n) < s.dirt.family_shared_mobile
-    relative = (np.arange(n) + rng.integers(1, max(n, 2), n)) % max(n, 1)
-    family = shares[pi] & typed_own
-    mob = np.where(family, p["mobile"].to_numpy()[relative[pi]], p["mobile"].to_numpy()[pi])
     store_idx = st["store_idx"].to_numpy()
     store_ids = stores["store_id"].to_numpy()[store_idx]
+    kind = stores["channel"].to_numpy()[store_idx]
+    member = p["reg_day"].to_numpy()[pi] <= day
+    walk_rate = pd.Series(kind).map(s.channels.walk_in_share).fillna(0.0).to_numpy()
+    typed_rate = pd.Series(kind).map(s.channels.walk_in_mobile_typed).fillna(0.0).to_numpy()
+    shows_card = member & (u_card[pos] >= walk_rate)
+    walk_in = ~shows_card
+    typed_own = np.where(shows_card, u_type[pos] < 0.5, u_type[pos] < typed_rate)
+    store_phone = walk_in & ~typed_own & (u_store[pos] < s.dirt.store_phone_walkin)
+    # A relative's phone on a household's store orders: a husband's or grandmother's who is
+    # no member (a number seen nowhere else), or, for some, a relative who is herself a
+    # member (another person's mobile). One fixed relative per affected household.
+    shares = rng.random(n) < s.dirt.family_shared_mobile
+    is_member_relative = rng.random(n) < s.dirt.family_phone_member
+    relative = (np.arange(n) + rng.integers(1, max(n, 2), n)) % max(n, 1)
+    outsider = np.char.add("199", digits(scramble(p["gidx"].to_numpy(), 10**8, 53), 8)).astype(object)
+    family = shares[pi] & typed_own
+    family_member = family & is_member_relative[pi]
+    relative_mobile = np.where(is_member_relative, p["mobile"].to_numpy()[relative], outsider)
+    mob = np.where(family, relative_mobile[pi], p["mobile"].to_numpy()[pi])
     mobile = np.where(typed_own, mob, np.where(store_phone,
-                                               stores["store_phone"].to_numpy()[store_idx], None))
+                                               stores["counter_phone"].to_numpy()[store_idx], None))
     order_no = ("P" + pd.Series(store_ids) + pd.Series(
         order_numbers(block, seq, 201))).to_numpy(dtype=object)
     out = pd.DataFrame({
@@ -69,8 +77,9 @@ def pos_rows(rng: np.random.Generator, s: Settings, people: People, lines: pd.Da
         "amount": money(st["amount"].to_numpy()),
         "paid_at": ts_text(start, st["ts"].to_numpy()),
         "_pi": pi, "_ts": st["ts"].to_numpy(), "_deliver": day, "_part": "",
-        "_store_phone": store_phone, "_family": family,
-        "_relative": np.where(family, p["person_id"].to_numpy()[relative[pi]], None),
+        "_store_phone": store_phone, "_family": family_member,
+        "_relative": np.where(family_member, p["person_id"].to_numpy()[relative[pi]], None),
+        "_family_outsider": family & ~family_member,
     })
     del first, k
     return out
@@ -98,7 +107,10 @@ def ecom_rows(rng: np.random.Generator, s: Settings, people: People, lines: pd.D
     buyer = np.select([plat == x for x in PLATFORMS_ECOM],
                       [p[f"buyer_{x}"].to_numpy()[pi] for x in PLATFORMS_ECOM], None)
     mask_rate = np.array([s.dirt.masked_mobile.get(x, 0.0) for x in plat])
-    masked = rng.random(m) < mask_rate
+    since = np.array([(np.datetime64(s.dirt.masked_mobile_from[x], "D") - np.datetime64(start, "D"))
+                      .astype(np.int64) if x in s.dirt.masked_mobile_from else -10**6 for x in plat],
+                     dtype=np.int64)
+    masked = (rng.random(m) < mask_rate) & (orders["day"].to_numpy() >= since)
     mobile = p["mobile"].to_numpy()[pi]
     masked_mobile = pd.Series(mobile).str[:3] + "****" + pd.Series(mobile).str[7:]
     name = pd.Series(p["name"].to_numpy()[pi])

@@ -52,14 +52,21 @@ class Population(Frozen):
                                                 "ecom": 0.1, "hospital": 0.1}
     wechat_share: Prob = 0.8
     unionid_missing: Prob = 0.08           # per wechat record
-    wechat_bind_mobile: Prob = 0.75        # followers authorising their phone in the mini-program
-    # Members who use the mini-program member centre: their CRM record holds their unionid
-    # (registration through WeChat's phone-number authorisation stores both).
-    crm_unionid_share: Prob = 0.98
+    # Followers authorising their phone number in the mini-program during the period, by the
+    # channel they registered through ("none": not a member). See docs/sources.md.
+    wechat_bind_mobile: dict[str, Prob] = {"wechat": 0.30, "store": 0.10, "app": 0.08,  # noqa: RUF012
+                                            "ecom": 0.08, "hospital": 0.10, "none": 0.05}
+    sample_claim_phone: Prob = 0.8         # sample claims carrying a phone (needed to ship it)
+    coupon_claim_phone: Prob = 0.0         # coupon claims need no phone
+    # CRM records holding the member's unionid, by registration channel: the mini-program
+    # member centre stores it; other channels only when she later logs in there.
+    crm_unionid_by_channel: dict[str, Prob] = {"wechat": 0.95, "store": 0.15, "app": 0.10,  # noqa: RUF012
+                                               "ecom": 0.10, "hospital": 0.15}
     oaid_share: Prob = 0.7                 # Android devices that support OAID (else Android id)
-    wifi_unassociated: Prob = 0.02         # store visits by a phone not joined to the Wi-Fi
-    wifi_portal_login: Prob = 0.98         # joined phones reported with their SMS-verified mobile
-    ad_hashed_mobile: Prob = 0.6           # ad events reported with the hashed mobile
+    ios_att_optout: Prob = 0.5             # per iOS device and app: tracking declined (zero IDFA)
+    wifi_joined: Prob = 0.25               # persons whose phone joined the store chain's Wi-Fi
+    wifi_portal_consent: Prob = 0.2        # joined persons consenting to pass the portal phone on
+    ad_hashed_mobile: Prob = 0.0           # ad events carrying a hashed mobile (logs carry none)
     app_share: Prob = 0.35
     ios_share_by_tier: dict[int, Prob] = {1: 0.5, 2: 0.4, 3: 0.3, 4: 0.2, 5: 0.15}  # noqa: RUF012
     dmp_coverage: Prob = 0.4
@@ -92,8 +99,10 @@ class Channels(Frozen):
         1: [0.45, 0.35, 0.08, 0.12], 2: [0.42, 0.33, 0.12, 0.13], 3: [0.35, 0.28, 0.20, 0.17],
         4: [0.28, 0.22, 0.28, 0.22], 5: [0.22, 0.18, 0.35, 0.25]}
     ka_share_by_tier: dict[int, Prob] = {1: 0.4, 2: 0.35, 3: 0.25, 4: 0.15, 5: 0.1}  # noqa: RUF012
-    walk_in_share: Prob = 0.1              # store orders where the member shows no card
-    walk_in_mobile_typed: Prob = 0.7        # ... and the clerk types the customer's mobile
+    # Store orders where the customer shows no brand member card, by store type
+    # (mbs = mother-and-baby store, ka = supermarket), and walk-ins whose own mobile is typed.
+    walk_in_share: dict[str, Prob] = {"mbs": 0.15, "ka": 0.6}  # noqa: RUF012
+    walk_in_mobile_typed: dict[str, Prob] = {"mbs": 0.5, "ka": 0.05}  # noqa: RUF012
     refund_share: Prob = 0.02
     members_per_store: int = 250
 
@@ -131,11 +140,16 @@ class Dirt(Frozen):
     """Rates of each defect kind; the unit each rate is per is in the comment."""
 
     mobile_format: Prob = 0.05        # per rendered mobile value
-    masked_mobile: dict[str, Prob] = {"tmall": 0.3, "jd": 0.02, "pdd": 0.05, "douyin": 0.3}  # noqa: RUF012
+    # Per e-commerce order paid on or after the platform's masking date (earlier: none).
+    masked_mobile: dict[str, Prob] = {"tmall": 1.0, "jd": 1.0, "pdd": 1.0, "douyin": 1.0}  # noqa: RUF012
+    masked_mobile_from: dict[str, date] = {"tmall": date(2022, 8, 24), "jd": date(2021, 6, 1),  # noqa: RUF012
+                                           "pdd": date(2021, 6, 1), "douyin": date(2021, 8, 1)}
     typo: Prob = 0.02                 # per name/address value
     multi_device: Prob = 0.06         # per app user: uses 2-3 devices
-    family_shared_mobile: Prob = 0.02  # per household: relative's mobile on store orders
+    family_shared_mobile: Prob = 0.10  # per household: a relative's mobile on store orders
+    family_phone_member: Prob = 0.2   # ... the relative is herself a member (else a non-member)
     store_phone_walkin: Prob = 0.3    # per walk-in store order: the store's phone typed
+    store_phone_listed: Prob = 0.7    # per store: its counter phone is in the store master
     all_zero_device: Prob = 0.03      # per app/ad record
     test_account: Prob = 0.002        # test accounts per member
     re_registration: Prob = 0.02      # per registered member: registered twice

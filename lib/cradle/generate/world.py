@@ -14,8 +14,12 @@ from cradle.generate.people import digits, scramble
 
 
 def make_stores(rng: np.random.Generator, cities: pd.DataFrame, members: int,
-                members_per_store: int) -> pd.DataFrame:
-    """Stores spread over cities by their expected share of members; >= 1 per city."""
+                members_per_store: int, phone_listed: float = 1.0) -> pd.DataFrame:
+    """Stores spread over cities by their expected share of members; >= 1 per city.
+
+    ``counter_phone`` is the phone clerks type for customers who give none; the store
+    master (``store_phone``) lists it for a share ``phone_listed`` of stores only (store
+    masters are kept for logistics, not for identity)."""
     total = max(members // members_per_store, len(cities))
     # Lower tiers hold more households but have smaller stores: stores follow households.
     weight = cities["city_tier"].map({1: 3.0, 2: 2.0, 3: 1.5, 4: 1.0, 5: 0.8}).to_numpy()
@@ -38,11 +42,14 @@ def make_stores(rng: np.random.Generator, cities: pd.DataFrame, members: int,
                      "371", "431", "451", "531", "551", "571", "591", "731", "769", "871"])
     landline = np.char.add(np.char.add("0", area[rng.integers(0, len(area), n)]),
                            np.char.add("-", digits(rng.integers(2_000_0000, 8_999_9999, n), 8)))
+    counter = np.where(is_ka, landline, owner).astype(object)
+    listed = rng.random(n) < phone_listed
     opened = np.datetime64("2026-01-01") - rng.integers(200, 4000, n).astype("timedelta64[D]")
     return pd.DataFrame({
         "store_id": store_id.astype(object),
         "store_name": (pd.Series(chain) + "(" + c["city_short"] + pd.Series(district) + "店)"),
-        "store_phone": np.where(is_ka, landline, owner).astype(object),
+        "store_phone": np.where(listed, counter, None).astype(object),
+        "counter_phone": counter,
         "chain": chain.astype(object),
         "channel": np.where(is_ka, "ka", "mbs").astype(object),
         "province": c["province"], "city": c["city"], "city_tier": c["city_tier"],
