@@ -40,12 +40,10 @@ def fit_isotonic(bins: list[tuple[float, int, int]]) -> list[tuple[float, float]
 
 
 def apply_calibration(score: Column, table: list[tuple[float, float]]) -> Column:
-    """The calibrated value of ``score``: the first bin whose upper edge is at least the score."""
+    """The calibrated ``score``: the first bin whose upper edge is at least it (null stays null)."""
     if not table:
         return score
-    out = None
+    out = F.when(score.isNull(), F.lit(None).cast("double"))
     for edge, value in table:
-        cond = score <= F.lit(edge)
-        out = F.when(cond, F.lit(value)) if out is None else out.when(cond, F.lit(value))
-    assert out is not None
+        out = out.when(score <= F.lit(edge), F.lit(value))
     return out.otherwise(F.lit(table[-1][1]))
