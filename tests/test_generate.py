@@ -391,11 +391,17 @@ def test_formula_stage_matches_the_childs_age(landing, truth):
     want = np.select([age < 0, age < 183, age < 365, age < 1095, age < 2191],
                      [-1, 1, 2, 3, 4], 9)
     m["fits"] = want == m["stage"]
-    fits = m.groupby("index")["fits"].any()
-    assert fits.all(), m[~m["index"].isin(fits[fits].index)].head()
-    # and the mistake the check exists for does not happen: stage 3 for a 2-month-old
-    young = m[(age < 90) & (m["stage"] == 3)]["index"]
-    assert fits.loc[young.unique()].all()
+    # noise.formula: near a stage change (30 days either side) a family may buy the
+    # adjacent stage; a few cans are for a relative's child (any stage).
+    to_edge = np.abs(age.to_numpy()[:, None] - np.array([183, 365, 1095])[None, :]).min(axis=1)
+    m["adjacent"] = (to_edge <= 30) & ((want - m["stage"]).abs() == 1) & (want >= 1)
+    per_line = m.groupby("index")[["fits", "adjacent"]].any()
+    exact = per_line["fits"]
+    explained = exact | per_line["adjacent"]
+    # the relative's-child share: 0.04 cans per household per 90 days, a few % of lines
+    assert (~explained).mean() < 0.04, m[~m["index"].isin(explained[explained].index)].head()
+    assert 0.03 < (per_line["adjacent"] & ~exact).mean() < 0.2
+    assert exact.mean() > 0.8
     maternal = lines[lines["category"] == "maternal_formula"]
     ls = truth["life_stage"]
     preg = ls[ls["life_stage"] == "pregnant"].assign(
@@ -404,6 +410,52 @@ def test_formula_stage_matches_the_childs_age(landing, truth):
     mm = maternal.reset_index().merge(preg, on="person_id", how="left")
     ok = mm.assign(ok=(mm["day"] >= mm["f"]) & (mm["day"] <= mm["t"])).groupby("index")["ok"].any()
     assert len(ok) > 50 and ok.all()
+
+
+TOPIC_OF_STAGE = {"preparing": "pregnancy_prep", "pregnant": "pregnancy_nutrition",
+                  "0-6m": "newborn_care", "6-12m": "weaning", "1-2y": "toddler_nutrition",
+                  "2-3y": "toddler_nutrition", "3-4y": "early_education",
+                  "4-5y": "early_education", "5-6y": "early_education", "6y+": "school_readiness"}
+FITTING_TAGS = {  # docs: which DMP interest fits which stage of the youngest child
+    "pregnancy_app": {"preparing", "pregnant"}, "diapers": {"0-6m", "6-12m", "1-2y"},
+    "complementary_food": {"6-12m", "1-2y", "2-3y"}}
+
+
+def stage_on(rows: pd.DataFrame, truth: dict, day_col: str) -> pd.DataFrame:
+    """``rows`` (with person_id and a date column) joined to the person's true life stage that day."""
+    ls = truth["life_stage"].assign(f=lambda x: pd.to_datetime(x["valid_from"]),
+                                    t=lambda x: pd.to_datetime(x["valid_to"]).fillna(
+                                        pd.Timestamp("2100-01-01")))
+    m = rows.assign(_d=pd.to_datetime(rows[day_col], errors="coerce")).merge(
+        ls, on="person_id", how="inner")
+    return m[(m["_d"] >= m["f"]) & (m["_d"] <= m["t"])]
+
+
+def test_life_stage_signals_are_noisy_at_the_configured_rates(gen, landing, truth):
+    noise = gen[1].noise
+    app = with_person(landing["records"]["app_events"], truth)
+    views = app[app["_ok"] & (app["event"] == "view_article")].drop_duplicates("record_key")
+    views = stage_on(views, truth, "event_date")
+    assert len(views) > 2000
+    generic = ~views["article_topic"].isin(set(TOPIC_OF_STAGE.values()))
+    assert abs(generic.mean() - noise.articles.generic) < 0.03
+    on_stage = views["article_topic"] == views["life_stage"].map(TOPIC_OF_STAGE)
+    # current stage, plus next/sibling stages that happen to share the topic
+    assert noise.articles.current - 0.03 < on_stage.mean() < noise.articles.current + 0.2
+    dmp = with_person(landing["records"]["dmp_tags"], truth)
+    dmp = dmp[dmp["_ok"] & dmp["tag"].isin(set(FITTING_TAGS))].drop_duplicates("record_key")
+    dmp = stage_on(dmp, truth, "tag_date")
+    fits = dmp.apply(lambda r: r["life_stage"] in FITTING_TAGS[r["tag"]], axis=1)
+    high = pd.to_numeric(dmp["score"], errors="coerce") > 0.5
+    # weakly calibrated: a high score is right more often than not, far from always
+    assert 0.5 < fits[high].mean() < 0.9 and fits[~high].mean() < fits[high].mean()
+    hosp = with_person(landing["records"]["hospital_signups"], truth)
+    hosp = hosp[hosp["_ok"] & hosp["person_id"].notna()].drop_duplicates("record_key")
+    own = truth["persons"].set_index("person_id")["mobile"]
+    digits_only = hosp["mobile"].str.replace(r"\D", "", regex=True).str[-11:]
+    partner = digits_only.str[:3].isin(["173", "176", "178"])
+    assert (digits_only[~partner] == own.reindex(hosp["person_id"][~partner]).to_numpy()).mean() > 0.9
+    assert abs(partner.mean() - noise.hospital.partner) < 0.06
 
 
 def test_life_stages_and_births_are_plausible(truth):

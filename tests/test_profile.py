@@ -7,6 +7,7 @@ on: 6 months exactly is 6-12m, 365 days without interaction is dormant, ...).
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from pyspark.testing import assertDataFrameEqual
 from cradle.catalog import MEMBER_BABIES, MEMBER_PROFILE
 from cradle.config import ConfigError
 from cradle.profile import attributes, journey, lifestage, rfm
+from cradle.profile.calibration import apply_calibration, fit_isotonic
 from cradle.profile.settings import OrdersFeed, ProfileConfig, load_profile
 from cradle.profile.stage import build_profile
 
@@ -659,5 +661,59 @@ def test_build_profile_end_to_end(spark: SparkSession) -> None:
             spark,
             "one_id string, baby_no int, birth_date date, due_date date",
             [("A", 1, date(2025, 10, 20), None)],
+        ),
+    )
+
+
+# --- learning from members with a stated date -------------------------------------------------
+
+
+def test_signal_weights_are_learned_from_stated_members(spark: SparkSession) -> None:
+    stated = frame(
+        spark,
+        "one_id string, youngest_birth date",
+        [("s1", date(2026, 1, 1)), ("s2", date(2025, 1, 1)), ("s3", date(2025, 12, 1)), ("s4", None)],
+    )
+    signals = frame(
+        spark,
+        SIGNAL_DDL,
+        [
+            ("s1", "inferred_interest", "newborn_care", date(2026, 3, 20)),  # fits (2.5 months)
+            ("s2", "inferred_interest", "newborn_care", date(2026, 3, 20)),  # an older child: 14 months
+            ("s3", "inferred_interest", "newborn_care", date(2026, 3, 25)),  # fits (4 months)
+            ("x", "inferred_interest", "newborn_care", date(2026, 3, 25)),  # no stated date: not counted
+        ],
+    )
+    intervals = lifestage.signal_intervals(signals, AS_OF, LS)
+    weights = lifestage.learn_signal_weights(intervals, stated, AS_OF, LS)
+    row = weights.where("signal = 'inferred_interest' and cls = 'newborn_care'").first()
+    m = LS.inference.learning.prior_weight
+    # 2 of 3 agree, shrunk towards the configured 1 - 0.03 with m pseudo-events.
+    agree = (2 + m * 0.97) / (3 + m)
+    # 2 of the 3 stated birth dates lie in the newborn window read today (add-one smoothed).
+    base = (2 + 1) / (3 + 2)
+    assert row["n"] == 3
+    assert row["agree"] == pytest.approx(agree)
+    assert row["base_rate"] == pytest.approx(base)
+    assert row["w_in"] == pytest.approx(math.log(agree) - math.log(base))
+    assert row["w_out"] == pytest.approx(math.log(1 - agree) - math.log(1 - base))
+    # A class no stated member showed keeps its configured rate.
+    unseen = weights.where("signal = 'inferred_interest' and cls = 'weaning'").first()
+    assert unseen["n"] == 0 and unseen["agree"] == pytest.approx(0.97)
+
+
+def test_isotonic_calibration_pools_violations_and_maps_scores(spark: SparkSession) -> None:
+    table = fit_isotonic([(0.5, 10, 6), (0.25, 4, 1), (0.75, 10, 5), (1.0, 20, 19), (0.9, 0, 0)])
+    # 0.6 then 0.5 falls: the two bins pool to 11/20; an empty bin is dropped.
+    assert table == [(0.25, 0.25), (0.5, 0.55), (0.75, 0.55), (1.0, 0.95)]
+    scores = frame(
+        spark, "k string, share double", [("a", 0.1), ("b", 0.5), ("c", 0.51), ("d", 0.99), ("e", None)]
+    )
+    assertDataFrameEqual(
+        scores.select("k", apply_calibration(F.col("share"), table).alias("confidence")),
+        frame(
+            spark,
+            "k string, confidence double",
+            [("a", 0.25), ("b", 0.55), ("c", 0.55), ("d", 0.95), ("e", None)],
         ),
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cradle.generate.people import NEVER, People, formula_stage_of_age
+from cradle.generate.people import FORMULA_EDGES, NEVER, People, formula_stage_of_age
 from cradle.generate.reference import Calendar
 from cradle.generate.settings import PLATFORMS_ECOM, Settings
 
@@ -51,6 +51,40 @@ def _formula_consumers(rng: np.random.Generator, people: People, days: int) -> p
     cons = pd.concat(rows, ignore_index=True)
     cons = cons[(cons["end"] > 0) & (cons["start"] < days)].reset_index(drop=True)
     return cons
+
+
+def noisy_formula_stage(rng: np.random.Generator, s: Settings, age: np.ndarray,
+                        stage: np.ndarray, is_child: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """The stage a family actually buys: near a stage change some move early, some late.
+
+    Within ``noise.formula.transition_days`` before a change a share already buys the next
+    stage; within as many days after it a share still buys the previous one. A family that
+    has moved on does not go back to an earlier stage.
+    """
+    f = s.noise.formula
+    nxt = np.searchsorted(FORMULA_EDGES, age, side="right")
+    edges = np.concatenate([FORMULA_EDGES, [NEVER]])
+    to_next = edges[nxt] - age
+    since = age - np.concatenate([[-NEVER], FORMULA_EDGES])[nxt]
+    buying = is_child & (stage >= 1) & (stage <= 4)
+    early = buying & (stage < 4) & (to_next <= f.transition_days) & (rng.random(len(age)) < f.early)
+    late = buying & (stage >= 2) & (since < f.transition_days) & (rng.random(len(age)) < f.late)
+    out = np.where(early, stage + 1, np.where(late, stage - 1, stage))
+    return np.where(buying & (last >= 1), np.maximum(out, last), out)
+
+
+def other_child_formula(rng: np.random.Generator, s: Settings, people: People,
+                        days: int) -> pd.DataFrame:
+    """Formula a household buys for a relative's or friend's child: any stage, either brand."""
+    p = people.persons
+    buyers = np.flatnonzero(p["formula"].to_numpy())
+    pi, day = poisson_days(rng, buyers, np.zeros(len(buyers), dtype=np.int64),
+                           np.full(len(buyers), days, dtype=np.int64),
+                           s.noise.formula.other_child_per_90d / 90.0)
+    k = len(pi)
+    return pd.DataFrame({"pi": pi, "day": day, "stage": rng.integers(1, 5, k),
+                         "qty": np.ones(k, dtype=np.int64),
+                         "brand": np.where(rng.random(k) < 0.5, BRAND_OWN, BRAND_COMP)})
 
 
 def formula_purchases(rng: np.random.Generator, s: Settings, people: People, cal: Calendar,
@@ -101,6 +135,8 @@ def formula_purchases(rng: np.random.Generator, s: Settings, people: People, cal
         qty = np.where(waits, np.ceil(qty * c.promo_qty_factor).astype(np.int64), qty)
         age = day - birth[idx]
         stage = np.where(kind[idx] == 0, 0, formula_stage_of_age(np.maximum(age, 0)))
+        stage = noisy_formula_stage(rng, s, np.maximum(age, 0), stage, kind[idx] == 1,
+                                    last_stage[idx])
         ok = (day < end[idx]) & (stage <= 4) & (day >= 0)
         idx, day, qty, stage = idx[ok], day[ok], qty[ok], stage[ok]
         k = len(idx)
@@ -286,6 +322,7 @@ def assemble(rng: np.random.Generator, s: Settings, people: People, cal: Calenda
     """All purchases of a block as order lines, plus journey truth and sample claims."""
     p = people.persons
     buys, claims, start_state = formula_purchases(rng, s, people, cal, days)
+    buys = pd.concat([buys, other_child_formula(rng, s, people, days)], ignore_index=True)
     own_series = p["own_series"].to_numpy()[buys["pi"]]
     comp_series = p["comp_series"].to_numpy()[buys["pi"]]
     series = np.where(buys["brand"] == BRAND_OWN, own_series, comp_series)

@@ -193,12 +193,12 @@ def run_block(block: int) -> dict:
         "ecom_orders": ecom_rows(rng, s, people, lines, block, days, start),
         "wechat_events": ev.wechat_events(rng, s, people, block, days, w.calendar, buys.samples,
                                           start),
-        "app_events": ev.app_events(rng, people, devs, block, days, start),
+        "app_events": ev.app_events(rng, s, people, devs, block, days, start),
         "ad_events": ev.ad_events(rng, s, people, devs, block, days, w.campaigns, start),
         "hospital_signups": ev.hospital_signups(rng, s, people, w.hospitals, block, days,
                                                 start),
         "wifi_probes": ev.wifi_probes(rng, s, people, devs, store_orders, w.stores, days, start),
-        "dmp_tags": ev.dmp_tags(rng, people, days, start),
+        "dmp_tags": ev.dmp_tags(rng, s, people, days, start),
     }
     consent_events, consent_truth = ev.consent(rng, s, people, members, block, days, start)
     frames["consent_events"] = consent_events

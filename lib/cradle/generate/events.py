@@ -11,7 +11,17 @@ import numpy as np
 import pandas as pd
 
 from cradle.generate import reference as ref
-from cradle.generate.people import HEX, NEVER, People, digits, md5_hex, scramble, tokens, uuid_like
+from cradle.generate.people import (
+    HEX,
+    NEVER,
+    People,
+    band_of_age,
+    md5_hex,
+    digits,
+    scramble,
+    tokens,
+    uuid_like,
+)
 from cradle.generate.reference import Calendar
 from cradle.generate.settings import LIFE_STAGES, PLATFORMS_AD, PURPOSES, Settings
 
@@ -20,6 +30,11 @@ TOPIC_BY_STAGE = np.array(["pregnancy_prep", "pregnancy_nutrition", "newborn_car
                            "toddler_nutrition", "toddler_nutrition", "early_education",
                            "early_education", "early_education", "school_readiness"],
                           dtype=object)
+# Articles about no stage: what a brand's feed carries beside its parenting content.
+GENERIC_TOPICS = np.array(["brand_story", "recipes", "promotion", "family_health"], dtype=object)
+# Mobile prefixes no generated mother has (people.MOBILE_PREFIXES): partners' phones
+# can never collide with a member's.
+PARTNER_PREFIXES = np.array(["173", "176", "178"])
 TEST_NAMES = np.array(["测试", "test", "测试账号", "TEST01", "测试001"], dtype=object)
 
 
@@ -68,6 +83,38 @@ def stage_at(people: People, pi: np.ndarray, day: np.ndarray) -> np.ndarray:
     """Life-stage code of persons ``pi`` on ``day`` (clipped into the simulated days)."""
     d = np.clip(day, 0, people.stage.shape[1] - 1)
     return people.stage[pi, d]
+
+
+def older_child_stage(people: People, pi: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Life-stage code of an older sibling of the youngest child on ``day``, -1 if none.
+
+    While pregnant the youngest born child is the older one; otherwise the second-latest
+    birth on or before ``day``.
+    """
+    b = people.births[pi]
+    born = np.sort(np.where(b <= day[:, None], b, -NEVER), axis=1)
+    pregnant = stage_at(people, pi, day) == 1
+    older = np.where(pregnant, born[:, -1], born[:, -2])
+    has = older > -NEVER
+    return np.where(has, band_of_age(np.where(has, day - older, 0)), -1)
+
+
+def article_topics(rng: np.random.Generator, s: Settings, people: People, pi: np.ndarray,
+                   day: np.ndarray) -> np.ndarray:
+    """The topic of each article view: mostly the youngest child's stage, not always.
+
+    Shares (``noise.articles``): the current stage, the next one (reading ahead), an older
+    sibling's stage (where there is one; otherwise the current), or generic content.
+    """
+    a = s.noise.articles
+    stage = stage_at(people, pi, day).astype(np.int64)
+    sib = older_child_stage(people, pi, day)
+    u = rng.random(len(pi))
+    code = np.where(u < a.current + a.next, np.where(u < a.current, stage, np.minimum(stage + 1, 9)),
+                    np.where((u < a.current + a.next + a.sibling) & (sib >= 0), sib, stage))
+    generic = u >= a.current + a.next + a.sibling
+    return np.where(generic, GENERIC_TOPICS[rng.integers(0, len(GENERIC_TOPICS), len(pi))],
+                    TOPIC_BY_STAGE[code])
 
 
 def crm_rows(rng: np.random.Generator, s: Settings, people: People, block: int, days: int,
@@ -277,7 +324,7 @@ def wechat_events(rng: np.random.Generator, s: Settings, people: People, block: 
     event = ev["event"].to_numpy()
     in_oa = np.isin(event, ["subscribe", "unsubscribe"]) | ((event == "page_view")
                                                              & (rng.random(k) < 0.3))
-    topic = TOPIC_BY_STAGE[stage_at(people, pi, ev["day"].to_numpy())]
+    topic = article_topics(rng, s, people, pi, ev["day"].to_numpy())
     sku = ev["sku"].to_numpy() if "sku" in ev else np.full(k, None)
     page = np.select([event == "page_view", event == "coupon_claim", event == "sample_claim"],
                      ["pages/article/" + topic, np.full(k, "pages/coupon/promo", dtype=object),
@@ -343,7 +390,7 @@ def pick_device(rng: np.random.Generator, devs: pd.DataFrame, pi: np.ndarray) ->
     return first + np.floor(rng.random(len(pi)) * (last - first)).astype(np.int64)
 
 
-def app_events(rng: np.random.Generator, people: People, devs: pd.DataFrame, block: int,
+def app_events(rng: np.random.Generator, s: Settings, people: People, devs: pd.DataFrame, block: int,
                days: int, start: np.datetime64) -> pd.DataFrame:
     p = people.persons
     users = np.flatnonzero(p["app"].to_numpy())
@@ -377,7 +424,6 @@ def app_events(rng: np.random.Generator, people: People, devs: pd.DataFrame, blo
     pi = sess_pi[e_sess]
     dev = s_dev[e_sess]
     ios = devs["ios"].to_numpy()[dev]
-    stage = stage_at(people, pi, ts // 86400)
     has_uid = logged[e_sess] & ((e_no >= 1) | ~is_login[e_sess]) & (rng.random(k) > 0.03)
     att = devs["att_app"].to_numpy()[dev]
     return pd.DataFrame({
@@ -388,7 +434,8 @@ def app_events(rng: np.random.Generator, people: People, devs: pd.DataFrame, blo
         "oaid": devs["oaid"].to_numpy()[dev],
         "android_id": devs["android_id"].to_numpy()[dev],
         "event": event,
-        "article_topic": np.where(event == "view_article", TOPIC_BY_STAGE[stage], None),
+        "article_topic": np.where(event == "view_article",
+                                  article_topics(rng, s, people, pi, ts // 86400), None),
         "mobile": np.where(event == "login", p["mobile"].to_numpy()[pi], None),
         "event_time": ts_text(start, ts),
         "_pi": pi, "_ts": ts, "_deliver": ts // 86400, "_part": "",
@@ -445,16 +492,33 @@ def ad_events(rng: np.random.Generator, s: Settings, people: People, devs: pd.Da
 def hospital_signups(rng: np.random.Generator, s: Settings, people: People,
                      hospitals: pd.DataFrame, block: int, days: int,
                      start: np.datetime64) -> pd.DataFrame:
+    """Course sign-ups: pregnant members (some through their partner's phone), and members
+    signing up for a pregnant relative's course (``noise.hospital``)."""
     p = people.persons
     n = len(p)
+    nh = s.noise.hospital
     lo = np.maximum(people.preg_start + 56, 0)
     hi = np.minimum(people.births[:, 2], days)
-    who = np.flatnonzero((people.preg_start < NEVER) & (lo < hi)
+    own = np.flatnonzero((people.preg_start < NEVER) & (lo < hi)
                          & (rng.random(n) < s.population.hospital_signup))
-    day = lo[who] + np.floor(rng.random(len(who)) * (hi[who] - lo[who])).astype(np.int64)
-    week = (day - people.preg_start[who]) // 7
+    own_day = lo[own] + np.floor(rng.random(len(own)) * (hi[own] - lo[own])).astype(np.int64)
+    own_due = people.preg_start[own] + 280
+    # A relative's course: the member is not pregnant; the due date is the relative's.
+    rel = np.flatnonzero(rng.random(n) < 1 - (1 - nh.relative_per_90d) ** (days / 90.0))
+    rel_day = rng.integers(0, max(days, 1), len(rel))
+    keep = stage_at(people, rel, rel_day) != 1
+    rel, rel_day = rel[keep], rel_day[keep]
+    rel_due = rel_day + rng.integers(30, 225, len(rel))
+    who = np.concatenate([own, rel])
+    day = np.concatenate([own_day, rel_day])
+    due = np.concatenate([own_due, rel_due])
+    week = (day - (due - 280)) // 7
     course = np.where(week < 28, "pregnancy-nutrition",
                       np.where(rng.random(len(who)) < 0.5, "breastfeeding", "newborn-care"))
+    # The partner signs up (and attends) with his own phone, which no other source carries.
+    partner = np.concatenate([rng.random(len(own)) < nh.partner, np.zeros(len(rel), dtype=bool)])
+    partner_mobile = np.char.add(PARTNER_PREFIXES[rng.integers(0, len(PARTNER_PREFIXES), len(who))],
+                                 digits(scramble(p["gidx"].to_numpy()[who], 10**8, 53), 8))
     h_city = hospitals["city"].to_numpy()
     order = np.argsort(h_city, kind="stable")
     first = np.searchsorted(h_city[order], p["city"].to_numpy()[who])
@@ -466,8 +530,8 @@ def hospital_signups(rng: np.random.Generator, s: Settings, people: People,
         "hospital_id": hospitals["hospital_id"].to_numpy()[h],
         "hospital_name": hospitals["hospital_name"].to_numpy()[h],
         "course": course.astype(object), "name": p["name"].to_numpy()[who],
-        "mobile": p["mobile"].to_numpy()[who],
-        "due_date": date_text(start, people.preg_start[who] + 280),
+        "mobile": np.where(partner, partner_mobile, p["mobile"].to_numpy()[who]),
+        "due_date": date_text(start, due),
         "signed_up_at": ts_text(start, ts),
         "_pi": who, "_ts": ts, "_deliver": ts // 86400, "_part": "",
     })
@@ -541,9 +605,14 @@ TAG_RULES = {  # tag -> life-stage codes it fits
 }
 
 
-def dmp_tags(rng: np.random.Generator, people: People, days: int, start: np.datetime64
-             ) -> pd.DataFrame:
-    """Weekly files (Mondays); each covered person is refreshed every fourth week."""
+def dmp_tags(rng: np.random.Generator, s: Settings, people: People, days: int,
+             start: np.datetime64) -> pd.DataFrame:
+    """Weekly files (Mondays); each covered person is refreshed every fourth week.
+
+    A DMP knows a fitting tag only sometimes and adds false ones; its scores for the two
+    overlap (``noise.dmp``), so a score is a weak hint, not a probability.
+    """
+    nd = s.noise.dmp
     p = people.persons
     weekday = (np.datetime64(start, "D").astype(np.int64) + 3) % 7      # 0 = Monday
     mondays = np.flatnonzero((weekday + np.arange(days)) % 7 == 0)
@@ -559,10 +628,11 @@ def dmp_tags(rng: np.random.Generator, people: People, days: int, start: np.date
         who = cov[(gidx[cov] + w) % 4 == 0]
         wh = which[(gidx[cov] + w) % 4 == 0]
         st = stage_at(people, who, np.full(len(who), monday - 1))
-        hit = fit[st] & (rng.random((len(who), len(tags))) < 0.7)
-        noise = ~fit[st] & (rng.random((len(who), len(tags))) < 0.04)
+        hit = fit[st] & (rng.random((len(who), len(tags))) < nd.hit)
+        noise = ~fit[st] & (rng.random((len(who), len(tags))) < nd.false_tag)
         r, c = np.nonzero(hit | noise)
-        score = np.where(hit[r, c], rng.beta(6, 2, len(r)), rng.beta(2, 6, len(r)))
+        score = np.where(hit[r, c], rng.beta(*nd.hit_score, len(r)),
+                         rng.beta(*nd.false_score, len(r)))
         for d_i, dmp in enumerate(DMPS):
             ok = (wh[r] == d_i) | (wh[r] == 2)
             frames.append(pd.DataFrame({

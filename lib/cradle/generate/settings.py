@@ -168,6 +168,56 @@ class Dirt(Frozen):
     added_column_from: date = date(2026, 2, 15)   # crm_members gains baby_gender
 
 
+class ArticleNoise(Frozen):
+    """Which stage an article a member reads is about (shares of article views)."""
+
+    current: Prob = 0.55       # the youngest child's current stage
+    next: Prob = 0.15          # the stage coming next: parents read ahead
+    sibling: Prob = 0.10       # an older sibling's stage (households without one: current)
+    generic: Prob = 0.20       # brand stories, recipes, promotions: no stage at all
+
+    @model_validator(mode="after")
+    def check(self) -> ArticleNoise:
+        total = self.current + self.next + self.sibling + self.generic
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"noise.articles shares must sum to 1, got {total:.4f}")
+        return self
+
+
+class FormulaNoise(Frozen):
+    """Formula bought for another age than the youngest child's exact stage."""
+
+    transition_days: int = Field(30, ge=0)   # window either side of a formula-stage change
+    early: Prob = 0.25         # purchases in the window before a change: next stage already
+    late: Prob = 0.30          # purchases in the window after a change: previous stage still
+    other_child_per_90d: Prob = 0.04   # formula households buying for a relative's child
+
+
+class DmpNoise(Frozen):
+    """Third-party tags: coverage of fitting tags, false tags, and overlapping scores."""
+
+    hit: Prob = 0.45           # per fitting tag and refresh
+    false_tag: Prob = 0.15     # per non-fitting tag and refresh
+    hit_score: tuple[float, float] = (3.0, 2.5)     # beta(a, b) of a fitting tag's score
+    false_score: tuple[float, float] = (2.5, 3.0)   # beta(a, b) of a false tag's score
+
+
+class HospitalNoise(Frozen):
+    """Hospital course sign-ups not made by the pregnant member herself."""
+
+    partner: Prob = 0.15              # of a pregnancy's sign-ups: with the partner's mobile
+    relative_per_90d: Prob = 0.01     # non-pregnant members signing up for a relative's course
+
+
+class Noise(Frozen):
+    """How far behavioural life-stage signals stray from the youngest child's stage."""
+
+    articles: ArticleNoise = ArticleNoise()
+    formula: FormulaNoise = FormulaNoise()
+    dmp: DmpNoise = DmpNoise()
+    hospital: HospitalNoise = HospitalNoise()
+
+
 class Settings(Frozen):
     block_size: int = Field(20_000, ge=100)
     population: Population = Population()
@@ -183,6 +233,7 @@ class Settings(Frozen):
     ]
     consent: Consent = Consent()
     dirt: Dirt = Dirt()
+    noise: Noise = Noise()
     products_change_day: int = 20      # a new SKU is launched on this simulated day
 
     @model_validator(mode="after")

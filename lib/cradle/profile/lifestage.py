@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from datetime import date
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from cradle.profile.calibration import apply_calibration, fit_isotonic
 from cradle.profile.settings import Age, AgeRange, LifeStageRules
 
 log = logging.getLogger(__name__)
@@ -228,7 +230,8 @@ SPEC_SCHEMA = T.StructType(
 
 
 def signal_intervals(signals: DataFrame, as_of: date, rules: LifeStageRules) -> DataFrame:
-    """(one_id, signal, error, lo, hi): each signal as an interval [lo, hi) of birth-date day numbers.
+    """(one_id, signal, cls, d, error, lo, hi): each signal on day d as an interval [lo, hi) of
+    birth-date day numbers; ``error`` is the configured prior error rate.
 
     Only signals inside the lookback window count; per member, signal and class only the
     first and the last event are kept (they bound the interval; repeating the same page
@@ -259,6 +262,8 @@ def signal_intervals(signals: DataFrame, as_of: date, rules: LifeStageRules) -> 
         events.select(
             "one_id",
             "signal",
+            "cls",
+            "d",
             "error",
             F.greatest(lo, lo_open).alias("lo"),
             F.least(hi, hi_open).alias("hi"),
@@ -320,29 +325,109 @@ def stage_prior(stated: DataFrame, as_of: date, rules: LifeStageRules) -> DataFr
     )
 
 
-def infer_life_stage(
-    signals: DataFrame, as_of: date, rules: LifeStageRules, prior: DataFrame | None = None
-) -> DataFrame:
-    """(one_id, youngest_birth, life_stage, life_stage_source, life_stage_confidence) from behaviour.
+def config_weights(spark: SparkSession, rules: LifeStageRules) -> DataFrame:
+    """(signal, cls, w_in, w_out) from the configured error rates alone (no labelled members).
 
-    ``signals``: one_id, signal (a name in ``life_stage.inference.signals``), cls (its
-    class, e.g. "2" for stage-2 formula), event_date. Members whose best stage has a
-    posterior share under ``min_confidence`` get no row (unknown). ``prior`` (life_stage,
-    density): relative prior density of the birth date per stage (see :func:`stage_prior`);
-    none is uniform.
+    A signal wrong with probability ``e`` adds log(1 - e) where ``B`` is inside its interval
+    and log(e) outside.
     """
-    inf = rules.inference
+    rows = [(r[0], r[1], math.log(1 - r[2]), math.log(r[2])) for r in _spec_rows(rules)]
+    return spark.createDataFrame(rows, WEIGHT_SCHEMA)
+
+
+WEIGHT_SCHEMA = "signal string, cls string, w_in double, w_out double"
+
+
+def class_intervals(spark: SparkSession, as_of: date, rules: LifeStageRules) -> DataFrame:
+    """(signal, cls, lo, hi): every configured class read on ``as_of``."""
+    rows = [("", r[0], r[1], as_of) for r in _spec_rows(rules)]
+    probe = spark.createDataFrame(rows, SIGNAL_SCHEMA)
+    return signal_intervals(probe, as_of, rules).select("signal", "cls", "lo", "hi")
+
+
+def learn_signal_weights(
+    intervals: DataFrame, stated: DataFrame, as_of: date, rules: LifeStageRules
+) -> DataFrame:
+    """(signal, cls, n, agree, base_rate, w_in, w_out): how far to trust each signal class, learned.
+
+    ``stated``: one_id, youngest_birth of members with a stated date. Among their signals
+    of a class, ``agree`` is the share whose interval holds the stated birth date (shrunk
+    towards the configured ``1 - error`` with ``inference.learning.prior_weight``
+    pseudo-events); ``base_rate`` is the share of stated members whose birth date the
+    class's interval holds whatever they did. The signal's Bayes factor for "inside" is
+    agree/(1 - agree) over base_rate/(1 - base_rate): a class every member fits (a wide
+    toddler window) says little even when it is always right.
+    """
+    m = rules.inference.learning.prior_weight
+    spark = intervals.sparkSession
+    births = stated.select("one_id", _day_number(F.col("youngest_birth")).alias("b")).where(
+        F.col("b").isNotNull()
+    )
+    inside = (F.col("lo") <= F.col("b")) & (F.col("b") < F.col("hi"))
+    seen = (
+        intervals.join(births, on="one_id", how="inner")
+        .groupBy("signal", "cls")
+        .agg(F.count("*").alias("n"), F.sum(inside.cast("int")).alias("k"))
+    )
+    total = births.count()
+    base = (
+        class_intervals(spark, as_of, rules)
+        .crossJoin(births.select("b"))
+        .groupBy("signal", "cls")
+        .agg(F.sum(inside.cast("int")).alias("in_base"))
+    )
+    specs = spark.createDataFrame(
+        [(r[0], r[1], r[2]) for r in _spec_rows(rules)], "signal string, cls string, error double"
+    )
+    agree = (F.coalesce("k", F.lit(0)) + F.lit(m) * (1 - F.col("error"))) / (
+        F.coalesce("n", F.lit(0)) + F.lit(m)
+    )
+    agree = F.least(F.greatest(agree, F.lit(0.01)), F.lit(0.99))
+    base_rate = (F.coalesce("in_base", F.lit(0)) + 1) / F.lit(total + 2)
+    return (
+        specs.join(seen, on=["signal", "cls"], how="left")
+        .join(base, on=["signal", "cls"], how="left")
+        .select(
+            "signal",
+            "cls",
+            F.coalesce("n", F.lit(0)).alias("n"),
+            agree.alias("agree"),
+            base_rate.alias("base_rate"),
+        )
+        .select(
+            "*",
+            (F.log("agree") - F.log("base_rate")).alias("w_in"),
+            (F.log(1 - F.col("agree")) - F.log(1 - F.col("base_rate"))).alias("w_out"),
+        )
+        .localCheckpoint()
+    )
+
+
+def posterior(
+    intervals: DataFrame,
+    weights: DataFrame,
+    members: DataFrame,
+    as_of: date,
+    rules: LifeStageRules,
+    prior: DataFrame | None,
+) -> DataFrame:
+    """(one_id, life_stage, share, b_day) of each member's most likely stage, from her signals.
+
+    Candidate birth dates are cut into stretches where the same signals hold; each stretch
+    weighs its width x exp(sum of w_in for intervals holding it, w_out for the others) x the
+    prior density of its stage. A member without signals gets the prior alone.
+    """
     day = F.lit(as_of)
-    intervals = signal_intervals(signals, as_of, rules).localCheckpoint()
-    spark = signals.sparkSession
-    # Fixed cut points: the prior's ends and every stage boundary, as birth-date day numbers.
+    spark = intervals.sparkSession
+    weighted = intervals.join(
+        F.broadcast(weights.select("signal", "cls", "w_in", "w_out")), on=["signal", "cls"], how="inner"
+    )
     cuts = fixed_cuts(as_of, rules)
     fixed = spark.range(1).select(F.explode(F.array(*cuts)).alias("p"))
-    members = intervals.select("one_id").distinct()
     points = (
-        intervals.select("one_id", F.col("lo").alias("p"))
-        .unionByName(intervals.select("one_id", F.col("hi").alias("p")))
-        .unionByName(members.crossJoin(F.broadcast(fixed)))
+        weighted.select("one_id", F.col("lo").alias("p"))
+        .unionByName(weighted.select("one_id", F.col("hi").alias("p")))
+        .unionByName(members.select("one_id").crossJoin(F.broadcast(fixed)))
         .distinct()
     )
     w = Window.partitionBy("one_id").orderBy("p")
@@ -353,9 +438,13 @@ def infer_life_stage(
     )
     inside = (F.col("lo") <= F.col("p")) & (F.col("p") < F.col("hi"))
     scored = (
-        segments.join(intervals, on="one_id", how="inner")
+        segments.join(weighted, on="one_id", how="left")
         .groupBy("one_id", "p", "q")
-        .agg(F.sum(F.when(inside, F.log(1 - F.col("error"))).otherwise(F.log(F.col("error")))).alias("ll"))
+        .agg(
+            F.sum(
+                F.when(F.col("lo").isNull(), F.lit(0.0)).when(inside, F.col("w_in")).otherwise(F.col("w_out"))
+            ).alias("ll")
+        )
     )
     by_member = Window.partitionBy("one_id")
     b_start = F.date_add(F.lit(EPOCH), F.col("p").cast("int"))
@@ -377,29 +466,94 @@ def infer_life_stage(
     order = {name: i for i, name in enumerate(rules.stage_names)}
     stage_order = F.create_map(*[F.lit(x) for kv in order.items() for x in kv])
     best = Window.partitionBy("one_id").orderBy(F.col("mass").desc(), stage_order[F.col("life_stage")])
-    winners = (
+    return (
         stages.withColumn("share", F.col("mass") / F.sum("mass").over(by_member))
         .withColumn("_n", F.row_number().over(best))
-        .where((F.col("_n") == 1) & (F.col("share") >= inf.min_confidence))
-        .select(
-            "one_id",
-            "life_stage",
-            F.date_add(F.lit(EPOCH), F.round("b_mean").cast("int")).alias("youngest_birth"),
-            F.round("share", 4).alias("life_stage_confidence"),
-            F.round("b_mean").cast("long").alias("b_day"),
-        )
+        .where(F.col("_n") == 1)
+        .select("one_id", "life_stage", "share", F.round("b_mean").cast("long").alias("b_day"))
     )
-    # The source: the most reliable signal that agrees with the estimate.
+
+
+def learn_calibration(raw: DataFrame, stated: DataFrame, rules: LifeStageRules) -> list[tuple[float, float]]:
+    """(upper edge, confidence) per raw-share bin: how often the inferred stage of a member
+    with a stated date equals her stated stage (isotonic over ``learning.calibration_bins``
+    equal-width bins). Collects one row per bin."""
+    bins = rules.inference.learning.calibration_bins
+    labelled = raw.join(
+        stated.select("one_id", F.col("life_stage").alias("stated_stage")), on="one_id", how="inner"
+    )
+    b = F.least(F.floor(F.col("share") * bins), F.lit(bins - 1)).cast("int")
+    rows = (
+        labelled.groupBy(b.alias("bin"))
+        .agg(
+            F.count("*").alias("n"),
+            F.sum((F.col("life_stage") == F.col("stated_stage")).cast("int")).alias("ok"),
+        )
+        .collect()
+    )
+    table = fit_isotonic([((r["bin"] + 1) / bins, int(r["n"]), int(r["ok"])) for r in rows])
+    log.info("life-stage calibration (raw share upper edge -> confidence): %s", table)
+    return table
+
+
+def infer_life_stage(
+    signals: DataFrame,
+    as_of: date,
+    rules: LifeStageRules,
+    prior: DataFrame | None = None,
+    stated: DataFrame | None = None,
+    members: DataFrame | None = None,
+) -> DataFrame:
+    """(one_id, youngest_birth, life_stage, life_stage_source, life_stage_confidence) from behaviour.
+
+    ``signals``: one_id, signal (a name in ``life_stage.inference.signals``), cls (its
+    class, e.g. "2" for stage-2 formula), event_date. ``prior`` (life_stage, density):
+    relative prior density of the birth date per stage (see :func:`stage_prior`); none is
+    uniform. ``stated`` (one_id, youngest_birth, life_stage of members with a stated date):
+    when given, each signal class's weight is learned from them and the confidence is
+    calibrated on them (their behaviour scored as if no date were stated); otherwise the
+    configured error rates are used and the confidence is the raw posterior share.
+    ``members`` (one_id): members to score even without signals (they get the prior's
+    most likely stage, source ``prior``). Members under ``min_confidence`` get no row.
+    """
+    inf = rules.inference
+    intervals = signal_intervals(signals, as_of, rules).localCheckpoint()
+    if stated is not None:
+        weights = learn_signal_weights(intervals, stated, as_of, rules)
+    else:
+        weights = config_weights(signals.sparkSession, rules)
+    scored = intervals.select("one_id").distinct()
+    if members is not None:
+        scored = scored.unionByName(members.select("one_id")).distinct()
+    raw = posterior(intervals, weights, scored, as_of, rules, prior).localCheckpoint()
+    confidence = F.col("share")
+    if stated is not None:
+        confidence = apply_calibration(F.col("share"), learn_calibration(raw, stated, rules))
+    winners = raw.select(
+        "one_id",
+        "life_stage",
+        F.date_add(F.lit(EPOCH), F.col("b_day").cast("int")).alias("youngest_birth"),
+        F.round(confidence, 4).alias("life_stage_confidence"),
+        "b_day",
+    ).where(F.col("life_stage_confidence") >= inf.min_confidence)
+    # The source: the most telling signal that agrees with the estimate.
     # Bound-only readings (formula for "at most this old") explain little: last resort.
     rank = {s.name: i + (1000 if s.youngest_bound_only else 0) for i, s in enumerate(rules.inference.signals)}
     rank_map = F.create_map(*[F.lit(x) for kv in rank.items() for x in kv])
     agree = (
-        winners.join(intervals, on="one_id", how="inner")
+        winners.join(
+            intervals.join(F.broadcast(weights), on=["signal", "cls"], how="inner"), on="one_id", how="inner"
+        )
         .where((F.col("lo") <= F.col("b_day")) & (F.col("b_day") < F.col("hi")))
         .groupBy("one_id")
         .agg(
             F.min_by(
-                "signal", F.struct(rank_map[F.col("signal")] >= 1000, "error", rank_map[F.col("signal")])
+                "signal",
+                F.struct(
+                    rank_map[F.col("signal")] >= 1000,
+                    F.col("w_out") - F.col("w_in"),
+                    rank_map[F.col("signal")],
+                ),
             ).alias("life_stage_source")
         )
     )
@@ -407,7 +561,7 @@ def infer_life_stage(
         "one_id",
         "youngest_birth",
         "life_stage",
-        F.coalesce("life_stage_source", F.lit("inferred")).alias("life_stage_source"),
+        F.coalesce("life_stage_source", F.lit("prior")).alias("life_stage_source"),
         F.col("life_stage_confidence").cast("double"),
     )
 

@@ -98,9 +98,20 @@ class PriorRules(Frozen):
     preparing_vs_pregnant: float = Field(0.5, ge=0)
 
 
+class LearningRules(Frozen):
+    """How signal weights and confidence are learned from members with a stated date."""
+
+    # Pseudo-events at the configured error rate that a class's learned agreement is
+    # shrunk towards (a class few stated members show keeps near its prior).
+    prior_weight: float = Field(20.0, ge=0)
+    # Equal-width bins of the raw posterior share for isotonic calibration.
+    calibration_bins: int = Field(20, ge=2, le=200)
+
+
 class InferenceRules(Frozen):
     lookback_days: int = Field(ge=1)
     prior: PriorRules = PriorRules()
+    learning: LearningRules = LearningRules()
     prior_from: Age
     prior_to: Age
     min_confidence: float = Field(ge=0, le=1)

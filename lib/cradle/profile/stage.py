@@ -101,7 +101,9 @@ def build_profile(
         lines, wechat, app, dmp, hospital, products, cfg.journey, dmp_spec.min_score if dmp_spec else None
     )
     prior = lifestage.stage_prior(stated, as_of, ls) if ls.inference.prior.from_stated else None
-    inferred = lifestage.infer_life_stage(signals.life_stage_signals(obs, ls), as_of, ls, prior)
+    inferred = lifestage.infer_life_stage(
+        signals.life_stage_signals(obs, ls), as_of, ls, prior, stated=stated, members=members
+    )
     life = lifestage.with_formula_stage(lifestage.combine_life_stage(stated, inferred, ls), as_of, ls)
 
     # Journey and tier.
