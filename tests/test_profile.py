@@ -11,6 +11,8 @@ import math
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -393,6 +395,38 @@ def test_rfm_quintiles_tie_deterministically(spark: SparkSession) -> None:
             [("c1", "low"), ("c2", "low"), ("c3", "low"), ("c4", "medium"), ("c5", "high")],
         ),
     )
+
+
+@pytest.mark.parametrize("n", [1, 7, 1000, 2003])
+def test_rfm_cut_point_scores_equal_rank_quintiles(spark: SparkSession, n: int) -> None:
+    """Scores from cut points equal SQL-RANK quintiles (the definition) computed with
+    pandas, on random customers with heavy ties, for sizes that divide by 5 and do not."""
+    rng = np.random.default_rng(n)
+    per = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(n)],
+            "days_ago": rng.integers(0, 40, n),
+            "frequency": rng.geometric(0.5, n),
+            "amount": rng.choice([9.9, 19.9, 49.5, 100.0, 268.0], n) * rng.integers(1, 4, n),
+        }
+    )
+    orders = [
+        (
+            r.customer_id,
+            f"{r.customer_id}-{k}",
+            AS_OF - timedelta(days=int(r.days_ago) + k),
+            r.amount / r.frequency,
+        )
+        for r in per.itertuples()
+        for k in range(int(r.frequency))
+    ]
+    df = frame(spark, "customer_id string, order_id string, order_date date, amount double", orders)
+    got = rfm.rfm_scores(df, AS_OF, window_days=365, quintiles=5).toPandas().set_index("customer_id")
+    got = got.loc[per["customer_id"]]
+    for col, score, asc in (("recency_days", "r", False), ("frequency", "f", True), ("monetary", "m", True)):
+        rank = got[col].rank(method="min", ascending=asc)
+        expected = (1 + np.floor(5 * (rank - 1) / n)).astype(int)
+        assert (got[f"{score}_score"] == expected).all(), col
 
 
 # --- state, demographics, consent ----------------------------------------------------------------

@@ -29,6 +29,7 @@ from cradle.catalog import (
     IDENTITY_VALUES,
     JOB_RUNS,
     ONE_ID_MERGES,
+    Table,
     silver_tables,
 )
 from cradle.graph import resolve_engine
@@ -37,7 +38,7 @@ from cradle.identity.guards import blocked_list, cluster_records, value_stats, w
 from cradle.identity.settings import load_identity
 from cradle.identity.stable_ids import assign_one_ids, id_events
 from cradle.privacy import load_keys
-from cradle.runs import Job
+from cradle.runs import Job, fault_point
 from cradle.sources import load_sources
 
 log = logging.getLogger(__name__)
@@ -71,17 +72,19 @@ def run(job: Job) -> None:
     registry = load_identity()
     tables = silver_tables(load_sources().sources)
     lake, ctx = job.lake, job.ctx
+    state = lake.read(IDENTITY_RECORDS)
+    has_state = lake.exists(IDENTITY_RECORDS) and state.limit(1).count() > 0
+    pending = pending_ingest_runs(lake.read(JOB_RUNS), lake.read(IDENTITY_GRAPH_STATS))
+    full = ctx.full or not has_state
+    if not full and not pending:
+        # Nothing to consume: no table is written, so the stage costs two small reads.
+        log.info("identity %s: no new ingest runs since the last identity run; nothing to do", ctx.run_date)
+        job.run.detail("mode", "nothing new")
+        return
     silver_keys = {name: tables[name].keys for name in registry.tables()}
     silver_all = {name: lake.read(tables[name]) for name in registry.tables()}
     references = {name: lake.read(tables[name]) for name in registry.reference_tables()}
     blocked = blocked_list(job.spark, registry, load_keys(job.env).token_key, references)
-
-    state = lake.read(IDENTITY_RECORDS)
-    has_state = state.limit(1).count() > 0
-    pending = pending_ingest_runs(lake.read(JOB_RUNS), lake.read(IDENTITY_GRAPH_STATS))
-    full = ctx.full or not has_state
-    if not full and not pending:
-        log.info("identity %s: no new ingest runs since the last identity run", ctx.run_date)
     silver = (
         silver_all
         if full
@@ -335,7 +338,11 @@ def write_outputs(
         changes = changes.unionByName(gone)
     changes = changes.localCheckpoint()
     audit = audit_rows(values, previous_values, split_audit, ctx.run_id, ctx.run_date).localCheckpoint()
+    # Fault points (CRADLE_FAULT) between the writes: a kill anywhere here must leave
+    # tables that the next run rolls back and recomputes exactly (tests/test_identity_faults.py).
+    fault_point("identity.before_writes")
     job.run.wrote(lake.merge(IDENTITY_MAP, changes))
+    fault_point("identity.after_map")
     job.run.wrote(lake.merge(IDENTITY_AUDIT, audit))
     job.run.wrote(
         lake.merge(
@@ -345,13 +352,23 @@ def write_outputs(
             ),
         )
     )
+    fault_point("identity.between_writes")
     values_out = values.withColumn("run_id", F.lit(ctx.run_id))
     if full:
         job.run.wrote(lake.overwrite(IDENTITY_VALUES, values_out))
         job.run.wrote(lake.overwrite(IDENTITY_RECORDS, new_state))
     else:
-        job.run.wrote(lake.merge(IDENTITY_VALUES, values_out))
-        job.run.wrote(lake.merge(IDENTITY_RECORDS, new_state))
+        # Only rows whose content changed are updated: a record in a re-clustered
+        # component that kept its id, cluster and identifiers keeps its row and run_id.
+        job.run.wrote(lake.merge(IDENTITY_VALUES, values_out, update_when=changed(IDENTITY_VALUES)))
+        job.run.wrote(lake.merge(IDENTITY_RECORDS, new_state, update_when=changed(IDENTITY_RECORDS)))
+    fault_point("identity.before_stats")
+
+
+def changed(table: Table) -> str:
+    """MERGE update condition: some column other than ``run_id`` differs (null-safe)."""
+    same = " AND ".join(f"t.`{f.name}` <=> s.`{f.name}`" for f in table.schema if f.name != "run_id")
+    return f"NOT ({same})"
 
 
 def audit_rows(

@@ -293,11 +293,15 @@ def stage_prior(stated: DataFrame, as_of: date, rules: LifeStageRules) -> DataFr
     p = rules.inference.prior
     spark = stated.sparkSession
     cuts = fixed_cuts(as_of, rules)
-    points = spark.range(1).select(F.explode(F.array(*cuts)).alias("p"))
-    w = Window.orderBy("p")
+    # Consecutive cut points as (p, q) pairs, built inside one row: no window over all rows.
+    ordered = F.array_sort(F.array(*cuts))
+    pairs = F.transform(
+        F.sequence(F.lit(1), F.lit(len(cuts) - 1)),
+        lambda i: F.struct(F.element_at(ordered, i).alias("p"), F.element_at(ordered, i + 1).alias("q")),
+    )
+    points = spark.range(1).select(F.explode(pairs).alias("pq")).select("pq.p", "pq.q")
     widths = (
-        points.withColumn("q", F.lead("p").over(w))
-        .where(F.col("q").isNotNull() & (F.col("p") >= cuts[0]) & (F.col("q") <= cuts[1]))
+        points.where(F.col("q").isNotNull() & (F.col("p") >= cuts[0]) & (F.col("q") <= cuts[1]))
         .select(
             stage_of_birth(F.date_add(F.lit(EPOCH), F.col("p").cast("int")), F.lit(as_of), rules).alias(
                 "life_stage"

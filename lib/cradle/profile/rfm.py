@@ -7,13 +7,21 @@
 Scores are quintiles of rank: ``1 + floor(q * (rank - 1) / n)`` where ``rank`` is SQL
 ``RANK()`` (ties share the lowest rank), so equal values always get the same score and the
 result never depends on row order. Recency ranks fewer days higher.
+
+They are computed without ranking, which would need every customer in one partition: the
+score is one plus the number of cut points a value exceeds, where cut point ``s`` is the
+value at sorted position ``ceil(s * n / q)`` (1-based). That is the same score (a value's
+rank exceeds ``s * n / q`` exactly when it is above the value at that position), and the
+``q - 1`` cut points come from one distributed aggregate (``percentile_approx``, whose
+summary is exact while it holds fewer than ``CUT_ACCURACY / 2`` customers and within
+``n / CUT_ACCURACY`` positions beyond). The one-row result is broadcast to score.
 """
 
 from __future__ import annotations
 
 from datetime import date
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from cradle import sqlguard
@@ -54,11 +62,21 @@ def feed_orders(rows: DataFrame, feed: OrdersFeed) -> DataFrame:
     )
 
 
-def quantile_score(value: Column, n: Column, quintiles: int, ascending: bool = True) -> Column:
-    """Score 1..quintiles by rank; ties share a score. Use over all customers at once."""
-    order = value.asc() if ascending else value.desc()
-    rank = F.rank().over(Window.orderBy(order))
-    return (F.floor(F.lit(quintiles) * (rank - 1) / n) + 1).cast("int")
+CUT_ACCURACY = 1_000_000  # percentile_approx accuracy: relative rank error 1e-6
+# Cut percentages sit just below s/q so that float rounding of (s/q)*n can never push an
+# exact position up by one; the shift is far smaller than the 1/q gap between positions.
+CUT_SHIFT = 1e-10
+
+
+def cut_points(value: Column, quintiles: int) -> Column:
+    """Aggregate: the ``quintiles - 1`` cut points of ``value`` (an array, ascending)."""
+    percentages = [s / quintiles - CUT_SHIFT for s in range(1, quintiles)]
+    return F.percentile_approx(value, percentages, CUT_ACCURACY)
+
+
+def quantile_score(value: Column, cuts: Column) -> Column:
+    """Score 1..len(cuts)+1: one plus the number of cut points ``value`` is above."""
+    return (F.size(F.filter(cuts, lambda c: value > c)) + 1).cast("int")
 
 
 def rfm_scores(orders: DataFrame, as_of: date, window_days: int, quintiles: int = 5) -> DataFrame:
@@ -76,12 +94,17 @@ def rfm_scores(orders: DataFrame, as_of: date, window_days: int, quintiles: int 
         F.min("order_date").alias("first_order_date"),
         F.max("order_date").alias("last_order_date"),
     )
-    n = F.count("*").over(Window.partitionBy())
+    # Recency ranks fewer days higher: its cut points are over the negated days.
+    cuts = per.agg(
+        cut_points(-F.col("recency_days"), quintiles).alias("_r_cuts"),
+        cut_points(F.col("frequency"), quintiles).alias("_f_cuts"),
+        cut_points(F.col("monetary"), quintiles).alias("_m_cuts"),
+    )
     scored = (
-        per.withColumn("_n", n)
-        .withColumn("r_score", quantile_score(F.col("recency_days"), F.col("_n"), quintiles, ascending=False))
-        .withColumn("f_score", quantile_score(F.col("frequency"), F.col("_n"), quintiles))
-        .withColumn("m_score", quantile_score(F.col("monetary"), F.col("_n"), quintiles))
+        per.crossJoin(F.broadcast(cuts))
+        .withColumn("r_score", quantile_score(-F.col("recency_days"), F.col("_r_cuts")))
+        .withColumn("f_score", quantile_score(F.col("frequency"), F.col("_f_cuts")))
+        .withColumn("m_score", quantile_score(F.col("monetary"), F.col("_m_cuts")))
     )
     return scored.select(
         "customer_id",

@@ -39,11 +39,18 @@ def run(job: Job) -> None:
     current_map = lake.read(IDENTITY_MAP).where(F.col("valid_to").isNull()).localCheckpoint()
     job.run.read(IDENTITY_MAP, current_map.count())
 
+    # Each silver table is joined to the identity map once per run and shared by every
+    # part of the profile that reads it (life stage, journey, RFM feeds, interactions):
+    # persisted on first use, released when the profile is written.
+    joined: dict[str, DataFrame] = {}
+
     def silver(name: str, keyed: bool = True) -> DataFrame:
-        rows = lake.read(tables[name])
-        if "event_date" in rows.columns:
-            rows = rows.where(F.col("event_date") <= F.lit(as_of))
-        return with_one_id(rows, name, tables[name], current_map) if keyed else rows
+        if name not in joined:
+            rows = lake.read(tables[name])
+            if "event_date" in rows.columns:
+                rows = rows.where(F.col("event_date") <= F.lit(as_of))
+            joined[name] = (with_one_id(rows, name, tables[name], current_map) if keyed else rows).persist()
+        return joined[name]
 
     members = current_map.select("one_id").distinct()
     profile, babies = build_profile(
@@ -66,6 +73,8 @@ def run(job: Job) -> None:
     counts = profile.groupBy("life_stage_source").count().collect()
     for row in counts:
         job.run.detail(f"life_stage_source.{row['life_stage_source']}", row["count"])
+    for rows in joined.values():
+        rows.unpersist()
     job.run.wrote(lake.overwrite(MEMBER_BABIES, babies))
     job.run.wrote(lake.overwrite(MEMBER_PROFILE, profile))
     log.info("profile %s: %d members", as_of, sum(r["count"] for r in counts))

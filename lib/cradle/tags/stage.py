@@ -53,7 +53,9 @@ def rule_sources(lake: Lake, run_date: date) -> tuple[dict[str, DataFrame], froz
     """Frames rules may read by qualified name, and tables known but not built yet.
 
     Silver tables that carry identifiers get the record's current ``one_id``; reference
-    tables (products, stores, inventory) come as they are.
+    tables (products, stores, inventory) come as they are. Each join is persisted (lazily:
+    only tables some rule reads are ever computed), so rules reading the same table share
+    one silver x identity join per run; :func:`release` frees them.
     """
     tables = silver_tables(load_sources().sources)
     identity_sources = set(load_identity().tables())
@@ -62,12 +64,18 @@ def rule_sources(lake: Lake, run_date: date) -> tuple[dict[str, DataFrame], froz
     for name, table in tables.items():
         rows = lake.read(table)
         if name in identity_sources:
-            rows = with_one_id(rows, identity_map, name, table.keys)
+            rows = with_one_id(rows, identity_map, name, table.keys).persist()
         sources[table.qualified_name] = rows
     if lake.exists(MEMBER_PROFILE):
         sources[PROFILE] = latest_snapshot(lake.read(MEMBER_PROFILE), run_date)
         return sources, frozenset()
     return sources, frozenset({PROFILE})
+
+
+def release(sources: dict[str, DataFrame]) -> None:
+    """Unpersist the shared source frames (a no-op for frames never persisted)."""
+    for rows in sources.values():
+        rows.unpersist()
 
 
 def protected_columns() -> dict[str, tuple[str, ...]]:
@@ -135,11 +143,13 @@ def run(job: Job) -> None:
         evaluated += retired
     if not parts:
         log.warning("tags %s: nothing to evaluate", ctx.run_date)
+        release(sources)
         return
     current = parts[0]
     for part in parts[1:]:
         current = current.unionByName(part)
     current = current.localCheckpoint()
+    release(sources)
     check_unique(current)
     job.run.read("tags.current", current.count())
 
