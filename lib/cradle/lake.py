@@ -231,6 +231,57 @@ class Lake:
         log.info("%s: MERGE wrote %d rows", table.qualified_name, written)
         return WriteResult(table.qualified_name, "MERGE", written)
 
+    def merge_with_patches(
+        self,
+        table: Table,
+        rows: DataFrame,
+        patches: DataFrame,
+        patch_on: tuple[str, ...],
+        target_filter: str | None = None,
+    ) -> WriteResult:
+        """Upsert ``rows`` on the table's keys and, in the same commit, update existing rows
+        matching ``patches`` on ``patch_on`` with the patches' other columns (never inserting).
+
+        One MERGE instead of two: the ingest manifest records a run's files and marks the
+        files they replace ``superseded`` in a single commit.
+        """
+        self.ensure(table)
+        names = [f.name for f in table.schema]
+        patched = [c for c in patches.columns if c not in patch_on]
+        source = (
+            self.conform(table, rows)
+            .withColumn("_patch", F.lit(False))
+            .unionByName(
+                patches.select(
+                    *(
+                        (F.col(f.name) if f.name in patches.columns else F.lit(None))
+                        .cast(f.dataType)
+                        .alias(f.name)
+                        for f in table.schema
+                    ),
+                    F.lit(True).alias("_patch"),
+                )
+            )
+        )
+        by_keys = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in table.keys)
+        by_patch = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in patch_on)
+        on = f"(s._patch AND {by_patch}) OR (NOT s._patch AND {by_keys})"
+        if target_filter:
+            on = f"({target_filter}) AND ({on})"
+        metrics = (
+            DeltaTable.forPath(self.spark, self.path(table))
+            .alias("t")
+            .merge(source.alias("s"), on)
+            .whenMatchedUpdate(condition="s._patch", set={c: f"s.`{c}`" for c in patched})
+            .whenMatchedUpdate(condition="NOT s._patch", set={c: f"s.`{c}`" for c in names})
+            .whenNotMatchedInsert(condition="NOT s._patch", values={c: f"s.`{c}`" for c in names})
+            .execute()
+            .first()
+        )
+        written = int(metrics["num_updated_rows"]) + int(metrics["num_inserted_rows"]) if metrics else 0
+        log.info("%s: MERGE wrote %d rows", table.qualified_name, written)
+        return WriteResult(table.qualified_name, "MERGE", written)
+
     def append(self, table: Table, rows: DataFrame) -> WriteResult:
         """Append (event logs such as run records, and rows new by construction)."""
         self.ensure(table)
