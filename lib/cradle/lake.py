@@ -243,8 +243,13 @@ class Lake:
         matching ``patches`` on ``patch_on`` with the patches' other columns (never inserting).
 
         One MERGE instead of two: the ingest manifest records a run's files and marks the
-        files they replace ``superseded`` in a single commit.
+        files they replace ``superseded`` in a single commit. ``patch_on`` must be among
+        the table's keys.
         """
+        if not set(patch_on) <= set(table.keys):
+            raise ValueError(
+                f"{table.qualified_name}: patch_on {patch_on} must be among the keys {table.keys}"
+            )
         self.ensure(table)
         names = [f.name for f in table.schema]
         patched = [c for c in patches.columns if c not in patch_on]
@@ -263,9 +268,10 @@ class Lake:
                 )
             )
         )
-        by_keys = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in table.keys)
+        # Equality on ``patch_on`` (a prefix of the keys) for every row keeps it an equi-join.
         by_patch = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in patch_on)
-        on = f"(s._patch AND {by_patch}) OR (NOT s._patch AND {by_keys})"
+        rest = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in table.keys if k not in patch_on) or "TRUE"
+        on = f"{by_patch} AND (s._patch OR ({rest}))"
         if target_filter:
             on = f"({target_filter}) AND ({on})"
         metrics = (
@@ -296,6 +302,31 @@ class Lake:
         before = self.version(table)
         DeltaTable.forPath(self.spark, self.path(table)).delete(condition)
         return self._written(table, before)
+
+    # --- maintenance (``cradle maintain``) ---------------------------------------------
+
+    def files(self, table: Table) -> tuple[int, int]:
+        """(number of data files, bytes) of the table's current version."""
+        row = DeltaTable.forPath(self.spark, self.path(table)).detail().first()
+        return int(row["numFiles"] or 0), int(row["sizeInBytes"] or 0)
+
+    def optimize(self, table: Table) -> tuple[int, int]:
+        """Compact small files (bin-packing, per partition); returns (files removed, added)."""
+        metrics = DeltaTable.forPath(self.spark, self.path(table)).optimize().executeCompaction().first()
+        got = metrics["metrics"] if metrics else None
+        return (int(got["numFilesRemoved"]), int(got["numFilesAdded"])) if got else (0, 0)
+
+    def vacuum(self, table: Table, retention_hours: float, dry_run: bool) -> list[str]:
+        """Files no version younger than ``retention_hours`` needs: listed (``dry_run``) or
+        deleted. Returns their paths either way."""
+        path = self.path(table).replace("`", "``")
+        hours = float(retention_hours)
+        files = [
+            str(r[0]) for r in self.spark.sql(f"VACUUM delta.`{path}` RETAIN {hours} HOURS DRY RUN").collect()
+        ]
+        if not dry_run and files:
+            self.spark.sql(f"VACUUM delta.`{path}` RETAIN {hours} HOURS")
+        return files
 
     def restore(self, table: Table, version: int) -> None:
         """Roll the table back to ``version`` (crash recovery; see cradle.runs)."""
