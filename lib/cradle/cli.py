@@ -210,6 +210,23 @@ def cmd_segment(args: argparse.Namespace, env: EnvConfig) -> int:
     return 0
 
 
+def cmd_maintain(args: argparse.Namespace, env: EnvConfig) -> int:
+    from cradle.catalog import all_tables
+    from cradle.lake import Lake
+    from cradle.maintain import run_maintain
+    from cradle.pipeline import new_run_id
+    from cradle.runs import RunContext
+    from cradle.sources import load_sources
+    from cradle.spark import build_spark
+
+    spark = build_spark(env, app_name="cradle-maintain")
+    tables = sorted(all_tables(load_sources().sources).values(), key=lambda t: t.qualified_name)
+    ctx = RunContext(env=env.name, run_date=date.today(), run_id=new_run_id())
+    for line in run_maintain(Lake(spark, env.lake_root), tables, ctx, args.retention_days, args.apply):
+        print(mask_text_str(line))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from cradle.evals import EVALUATORS
 
@@ -258,6 +275,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=10, help="sample rows to show (default: 10)")
     add_env_args(p)
     p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("maintain", help="OPTIMIZE and VACUUM every lake table (dry run unless --apply)")
+    p.add_argument("--apply", action="store_true", help="act; without it, only print what would be done")
+    p.add_argument(
+        "--retention-days",
+        type=float,
+        default=7.0,
+        help="VACUUM keeps files this many days at least (minimum 7; raised to the longest job)",
+    )
+    add_env_args(p)
+    p.set_defaults(func=cmd_maintain)
 
     p = sub.add_parser("demo", help="set up, generate data, run the whole pipeline and show it")
     add_env_args(p)

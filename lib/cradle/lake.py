@@ -231,6 +231,63 @@ class Lake:
         log.info("%s: MERGE wrote %d rows", table.qualified_name, written)
         return WriteResult(table.qualified_name, "MERGE", written)
 
+    def merge_with_patches(
+        self,
+        table: Table,
+        rows: DataFrame,
+        patches: DataFrame,
+        patch_on: tuple[str, ...],
+        target_filter: str | None = None,
+    ) -> WriteResult:
+        """Upsert ``rows`` on the table's keys and, in the same commit, update existing rows
+        matching ``patches`` on ``patch_on`` with the patches' other columns (never inserting).
+
+        One MERGE instead of two: the ingest manifest records a run's files and marks the
+        files they replace ``superseded`` in a single commit. ``patch_on`` must be among
+        the table's keys.
+        """
+        if not set(patch_on) <= set(table.keys):
+            raise ValueError(
+                f"{table.qualified_name}: patch_on {patch_on} must be among the keys {table.keys}"
+            )
+        self.ensure(table)
+        names = [f.name for f in table.schema]
+        patched = [c for c in patches.columns if c not in patch_on]
+        source = (
+            self.conform(table, rows)
+            .withColumn("_patch", F.lit(False))
+            .unionByName(
+                patches.select(
+                    *(
+                        (F.col(f.name) if f.name in patches.columns else F.lit(None))
+                        .cast(f.dataType)
+                        .alias(f.name)
+                        for f in table.schema
+                    ),
+                    F.lit(True).alias("_patch"),
+                )
+            )
+        )
+        # Equality on ``patch_on`` (a prefix of the keys) for every row keeps it an equi-join.
+        by_patch = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in patch_on)
+        rest = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in table.keys if k not in patch_on) or "TRUE"
+        on = f"{by_patch} AND (s._patch OR ({rest}))"
+        if target_filter:
+            on = f"({target_filter}) AND ({on})"
+        metrics = (
+            DeltaTable.forPath(self.spark, self.path(table))
+            .alias("t")
+            .merge(source.alias("s"), on)
+            .whenMatchedUpdate(condition="s._patch", set={c: f"s.`{c}`" for c in patched})
+            .whenMatchedUpdate(condition="NOT s._patch", set={c: f"s.`{c}`" for c in names})
+            .whenNotMatchedInsert(condition="NOT s._patch", values={c: f"s.`{c}`" for c in names})
+            .execute()
+            .first()
+        )
+        written = int(metrics["num_updated_rows"]) + int(metrics["num_inserted_rows"]) if metrics else 0
+        log.info("%s: MERGE wrote %d rows", table.qualified_name, written)
+        return WriteResult(table.qualified_name, "MERGE", written)
+
     def append(self, table: Table, rows: DataFrame) -> WriteResult:
         """Append (event logs such as run records, and rows new by construction)."""
         self.ensure(table)
@@ -245,6 +302,31 @@ class Lake:
         before = self.version(table)
         DeltaTable.forPath(self.spark, self.path(table)).delete(condition)
         return self._written(table, before)
+
+    # --- maintenance (``cradle maintain``) ---------------------------------------------
+
+    def files(self, table: Table) -> tuple[int, int]:
+        """(number of data files, bytes) of the table's current version."""
+        row = DeltaTable.forPath(self.spark, self.path(table)).detail().first()
+        return int(row["numFiles"] or 0), int(row["sizeInBytes"] or 0)
+
+    def optimize(self, table: Table) -> tuple[int, int]:
+        """Compact small files (bin-packing, per partition); returns (files removed, added)."""
+        metrics = DeltaTable.forPath(self.spark, self.path(table)).optimize().executeCompaction().first()
+        got = metrics["metrics"] if metrics else None
+        return (int(got["numFilesRemoved"]), int(got["numFilesAdded"])) if got else (0, 0)
+
+    def vacuum(self, table: Table, retention_hours: float, dry_run: bool) -> list[str]:
+        """Files no version younger than ``retention_hours`` needs: listed (``dry_run``) or
+        deleted. Returns their paths either way."""
+        path = self.path(table).replace("`", "``")
+        hours = float(retention_hours)
+        files = [
+            str(r[0]) for r in self.spark.sql(f"VACUUM delta.`{path}` RETAIN {hours} HOURS DRY RUN").collect()
+        ]
+        if not dry_run and files:
+            self.spark.sql(f"VACUUM delta.`{path}` RETAIN {hours} HOURS")
+        return files
 
     def restore(self, table: Table, version: int) -> None:
         """Roll the table back to ``version`` (crash recovery; see cradle.runs)."""

@@ -194,3 +194,41 @@ class MaskingFilter(logging.Filter):
         elif record.exc_text:
             record.exc_text = mask_text_str(record.exc_text)
         return True
+
+
+# --- mobiles where no mobile belongs ------------------------------------------------------
+
+# A mobile standing on its own inside a value: not glued to letters or digits, so the
+# digits inside identifiers (UUIDs, hex ids) are never taken for a phone.
+MOBILE_ALONE = r"(?<![0-9A-Za-z])" + MOBILE_IN_TEXT + r"(?![0-9A-Za-z])"
+# A value that is nothing but a mobile (any format): a phone typed into a card-number field.
+MOBILE_ONLY = r"^\s*" + MOBILE_IN_TEXT + r"\s*$"
+
+
+def is_mobile_value(value: Column) -> Column:
+    """Whether the whole value is a mainland mobile in any format (+86, spaces, dashes,
+    full-width digits, NULs between characters)."""
+    return half_width(value).rlike(MOBILE_ONLY)
+
+
+def has_mobile(value: Column) -> Column:
+    """Whether the value holds a mainland mobile standing on its own (see ``MOBILE_ALONE``)."""
+    return half_width(value).rlike(MOBILE_ALONE)
+
+
+def mobile_number(value: Column) -> Column:
+    """The 11 national digits of a value that is a mobile: '+86 139-1234-0070' -> '13912340070'."""
+    digits = F.regexp_replace(half_width(value), r"[^0-9]", "")
+    return F.substring(digits, -11, 11)
+
+
+def protect_stray_mobiles(value: Column, token_key: bytes) -> Column:
+    """A non-personal text value with any mobile in it made safe to store: a value that is
+    only a mobile becomes ``mobile:<its keyed token>`` (the same token a mobile field gets,
+    so equal numbers stay equal); a mobile inside longer text is masked in place."""
+    masked = F.regexp_replace(half_width(value), MOBILE_ALONE, "$1$2$3****$4$5$6$7")
+    return (
+        F.when(is_mobile_value(value), F.concat(F.lit("mobile:"), token(mobile_number(value), token_key)))
+        .when(has_mobile(value), masked)
+        .otherwise(value)
+    )

@@ -1,13 +1,28 @@
 """The ingest stage: ``cradle run ingest --run-date D``.
 
-One run: list the files delivered up to D that the manifest has not seen; plan them
-(``plan.py``: duplicates, corrections, rejected files); parse them all once into an
-encrypted staging copy; write bronze and quarantine for exactly those files; merge each
-source's accepted rows into its silver table (latest version per business key wins);
-then record the manifest with each file's accounting (read = accepted + quarantined +
-duplicates, counted independently and checked), the event dates touched, and data
-health. Writes are batched across sources; only the silver merges are per source.
-A re-run finds nothing new and changes nothing.
+One run, in two halves.
+
+**Check** (nothing is published): list the files delivered up to D that the manifest has
+not seen and plan them (``plan.py``); parse them once into an encrypted staging copy
+(``receive``); then type and validate every record once, flag the duplicates against
+silver, and persist that one result under the attempt's staging folder
+(``check_source``). Bronze, quarantine, silver, the event dates written and the
+accounting all derive from it. Every file must balance: rows read (counted from the
+parse) = accepted + quarantined + duplicates (counted from the checked rows). When one
+does not, ``AccountingError`` is raised before the first write and no table changes.
+
+**Publish**: bronze and quarantine (appended; replaced only for the files a correction
+replaces); each source's silver rows (appended when none of their keys is in silver yet,
+else MERGEd with the batch's event dates in the condition, so only those partitions are
+scanned); the manifest in one MERGE (the run's files and the files they supersede); the
+event dates written; data health for the (table, day) pairs the run touched.
+
+Assumption behind the partition-limited MERGE: a business key's event date does not
+change (an order is paid once). A corrected file that moves rows to other days is handled
+exactly, because the replaced file's rows are deleted first.
+
+A re-run finds nothing new and changes nothing. A killed attempt is rolled back by the
+next run (``cradle.runs``); ``fault_point`` marks where the fault-injection tests kill it.
 """
 
 from __future__ import annotations
@@ -15,11 +30,10 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import reduce
 
-from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from cradle.catalog import (
@@ -35,32 +49,54 @@ from cradle.config import join_uri
 from cradle.ingest.landing import list_landing, matches, parse_files
 from cradle.ingest.plan import DeliveredFile, FilePlan, KnownFile, plan_files
 from cradle.ingest.quality import quality_metrics
-from cradle.ingest.validate import check_rules, personal_fields, region_lookups, to_silver, with_typed
-from cradle.privacy import Keys, decrypt, encrypt, load_keys, mask_text
-from cradle.runs import Job
+from cradle.ingest.validate import (
+    check_rules,
+    personal_fields,
+    raw_value,
+    region_lookups,
+    to_silver,
+    typed_value,
+    with_typed,
+)
+from cradle.privacy import (
+    MOBILE_IN_TEXT,
+    Keys,
+    decrypt,
+    encrypt,
+    half_width,
+    load_keys,
+    mask_text,
+    mask_text_str,
+)
+from cradle.runs import Job, fault_point
 from cradle.sources import SourceSpec, load_regions, load_sources
 
 log = logging.getLogger(__name__)
 
 COUNTS = ("rows_read", "accepted", "quarantined", "duplicates")
+# Bronze columns, carried through the checked rows so bronze derives from them too.
+BRONZE = (
+    "source",
+    "delivery_date",
+    "file",
+    "logical_file",
+    "file_version",
+    "file_checksum",
+    "line",
+    "raw_enc",
+    "fields",
+    "parse_error",
+)
+# Marks a bronze field value stored encrypted because it held a mobile.
+ENCRYPTED_PREFIX = "enc:"
 
 
 class AccountingError(RuntimeError):
     """Rows read do not equal rows accepted + quarantined + duplicates for some file."""
 
 
-@dataclass(frozen=True)
-class SourceBatch:
-    """One source's share of a run: its plans and its silver rows (with duplicate flags)."""
-
-    name: str
-    plans: list[FilePlan]
-    batch: DataFrame | None  # silver rows of the files read, flagged _is_duplicate
-    quarantine: DataFrame | None
-
-
-def sql_list(values: list[str]) -> str:
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values) or "''"
+def sql_list(values: list[str] | set[str]) -> str:
+    return ", ".join("'" + str(v).replace("'", "''") + "'" for v in sorted(values)) or "NULL"
 
 
 def relative(path: str, landing_root: str) -> str:
@@ -68,20 +104,115 @@ def relative(path: str, landing_root: str) -> str:
     return path.removeprefix("file:").removeprefix(root).lstrip("/")
 
 
+def delivery_day(file: str) -> date | None:
+    """The delivery date in a landing-relative path ``<source>/<YYYY-MM-DD>/<name>``."""
+    try:
+        return date.fromisoformat(file.split("/")[1])
+    except (IndexError, ValueError):
+        return None
+
+
 def mask_preview(raw: Column) -> Column:
     """A human-readable preview of a quarantined line with personal data masked:
-    digit runs (phones, cards) and all but the first of each run of Chinese characters."""
+    mobiles in any format, digit runs (cards) and all but the first of each run of
+    Chinese characters."""
     return F.regexp_replace(mask_text(raw), r"(?<=[\u4e00-\u9fff])[\u4e00-\u9fff]", "*")
 
 
+@dataclass(frozen=True)
+class Batch:
+    """The files of one run: every plan, the files read and the earlier files they replace."""
+
+    plans: dict[str, list[FilePlan]]
+
+    @property
+    def read(self) -> dict[str, list[FilePlan]]:
+        return {s: [p for p in ps if p.is_read] for s, ps in self.plans.items() if any(p.is_read for p in ps)}
+
+    @property
+    def replaced(self) -> dict[str, list[str]]:
+        return {s: [f for p in ps for f in p.replaces] for s, ps in self.read.items()}
+
+    @property
+    def has_replaced(self) -> bool:
+        return any(self.replaced.values())
+
+    def scope(self) -> str:
+        """The bronze and quarantine rows this run rewrites, with their partition columns."""
+        files = [p.file.file for ps in self.read.values() for p in ps] + [
+            f for fs in self.replaced.values() for f in fs
+        ]
+        days = {str(d) for f in files if (d := delivery_day(f)) is not None}
+        return (
+            f"source IN ({sql_list(set(self.read))}) AND delivery_date IN ({sql_list(days)}) "
+            f"AND file IN ({sql_list(set(files))})"
+        )
+
+    def delivery_days(self, source: str) -> set[date]:
+        """Delivery days whose data health this run changes for ``source``."""
+        days = {p.file.delivery_date for p in self.plans.get(source, [])}
+        return days | {d for f in self.replaced.get(source, []) if (d := delivery_day(f)) is not None}
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What was parsed, counted from the staged parse result alone."""
+
+    rows_read: dict[str, int]  # per file
+    event_days: dict[str, list[date]]  # per source: every event date a record names
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The checked rows counted: per file, per (source, event date), per source."""
+
+    files: dict[str, dict[str, int]]
+    written: dict[str, dict[date, tuple[int, bool]]]  # source -> event date -> (rows, is_late)
+    key_in_silver: dict[str, bool]  # source -> some new row's key is already in silver
+    accepted: dict[str, int]  # source -> new rows
+
+    def total(self, count: str) -> int:
+        return sum(c[count] for c in self.files.values())
+
+
 def run(job: Job) -> None:
-    spark, lake, ctx, landing = job.spark, job.lake, job.ctx, job.env.landing_root
+    """Ingest every new landing file up to the run date (see the module docstring)."""
     sources = load_sources().sources
     keys = load_keys(job.env)
     for name, spec in sources.items():
-        check_rules(spark, name, spec)
+        check_rules(job.spark, name, spec)
+    staged, plans = receive(job, sources, keys)
+    if not plans:
+        log.info("ingest %s: no new files", job.ctx.run_date)
+        return
+    fault_point("ingest.after_parse")
+    batch = Batch(plans)
     tables = silver_tables(sources)
+    records = with_lineage(job.spark, staged, batch)
+    survey = survey_records(records, {n: sources[n] for n in batch.read}, keys)
+    provinces, cities = region_lookups(job.spark, load_regions())
+    checked = {
+        name: check_source(
+            job, sources[name], tables[name], keys, (provinces, cities), records, survey, batch, name
+        )
+        for name in sorted(batch.read)
+    }
+    tally = account(checked, survey, batch)  # raises before anything is published
+    days = silver_days(job, batch, tables, tally)
+    publish(job, batch, checked, tally, sources, tables, days, keys)
+    report(job, batch, tally)
 
+
+# --- check: parse, type, validate, flag, count ------------------------------------------
+
+
+def receive(
+    job: Job, sources: dict[str, SourceSpec], keys: Keys
+) -> tuple[DataFrame | None, dict[str, list[FilePlan]]]:
+    """List and plan the new landing files and parse them into the encrypted staging copy.
+
+    Returns the staged parse result and every new file's plan (no plans: nothing new)."""
+    spark, lake, ctx, landing = job.spark, job.lake, job.ctx, job.env.landing_root
     delivered_by_source: dict[str, list[tuple[str, int, object, str]]] = defaultdict(list)
     for source, path, size, day, file_name in list_landing(spark, landing, ctx.run_date):
         if source in sources and matches(sources[source].files, file_name):
@@ -100,8 +231,7 @@ def run(job: Job) -> None:
     }
     new = {source: files for source, files in new.items() if files}
     if not new:
-        log.info("ingest %s: no new files", ctx.run_date)
-        return
+        return None, {}
     log.info(
         "ingest %s: parsing %d new file(s) from %d source(s)",
         ctx.run_date,
@@ -110,7 +240,6 @@ def run(job: Job) -> None:
     )
 
     # Parse every new file once; plain personal data never reaches disk, not even in staging.
-    staging = job.staging
     formats = {f[0]: sources[source].format for source, files in new.items() for f in files}
     pii = sorted({f for source in new for f in personal_fields(sources[source])})
     fields = (
@@ -130,8 +259,8 @@ def run(job: Job) -> None:
         "encoding",
         "checksum",
         "header",
-    ).write.mode("overwrite").parquet(join_uri(staging, "parsed"))
-    staged = spark.read.parquet(join_uri(staging, "parsed"))
+    ).write.mode("overwrite").parquet(join_uri(job.staging, "parsed"))
+    staged = spark.read.parquet(join_uri(job.staging, "parsed"))
     meta = {r["path"]: r for r in staged.where(F.col("kind") == "file").drop("fields", "raw_enc").collect()}
 
     plans: dict[str, list[FilePlan]] = {}
@@ -163,9 +292,11 @@ def run(job: Job) -> None:
             level = logging.DEBUG if p.status == "loaded" else logging.INFO
             log.log(level, "%s: %s %s%s", source, p.file.file, p.status, f" ({p.reason})" if p.reason else "")
         log.info("%s: %s", source, ", ".join(f"{n} {status}" for status, n in sorted(by_status.items())))
+    return staged, plans
 
-    read_plans = {source: [p for p in ps if p.is_read] for source, ps in plans.items()}
-    replaced = {source: [f for p in ps for f in p.replaces] for source, ps in read_plans.items()}
+
+def with_lineage(spark: SparkSession, staged: DataFrame, batch: Batch) -> DataFrame:
+    """The staged records of the files read, with each file's lineage and file-level error."""
     plan_rows = spark.createDataFrame(
         [
             (
@@ -178,187 +309,281 @@ def run(job: Job) -> None:
                 p.file.checksum,
                 p.reason if p.status == "rejected" else None,
             )
-            for source, ps in read_plans.items()
+            for source, ps in batch.read.items()
             for p in ps
         ],
         "path string, source string, file string, logical_file string, file_version int, delivery_date date, "
         "file_checksum string, file_error string",
     )
-    records = staged.where(F.col("kind") == "record").join(F.broadcast(plan_rows), on="path", how="inner")
-    touched_files = [p.file.file for ps in read_plans.values() for p in ps] + [
-        f for fs in replaced.values() for f in fs
-    ]
-    scope = f"file IN ({sql_list(touched_files)})"
-
-    # Bronze: every line of the files read, as delivered (encrypted), with lineage.
-    bronze = records.select(
-        "source",
-        "delivery_date",
-        "file",
-        "logical_file",
-        "file_version",
-        "file_checksum",
-        "line",
-        "raw_enc",
-        "fields",
-        F.col("error").alias("parse_error"),
-        F.lit(ctx.run_id).alias("ingest_run_id"),
-    )
-    job.run.wrote(lake.replace_where(LANDED_RECORDS, bronze, scope))
-
-    provinces, cities = region_lookups(spark, load_regions())
-    batches = [
-        load_source(
-            job,
-            source,
-            sources[source],
-            tables[source],
-            keys,
-            provinces,
-            cities,
-            records,
-            staging,
-            plans[source],
-            replaced[source],
-        )
-        for source in sorted(read_plans)
-    ]
-    quarantines = [b.quarantine for b in batches if b.quarantine is not None]
-    if quarantines:
-        job.run.wrote(lake.replace_where(QUARANTINE, reduce(DataFrame.unionByName, quarantines), scope))
-
-    silver_batches = [b.batch for b in batches if b.batch is not None]
-    counts = account(
-        records,
-        reduce(DataFrame.unionByName, quarantines) if quarantines else None,
-        silver_batches,
-        read_plans,
-    )
-    job.run.read("landing", sum(c["rows_read"] for c in counts.values()))
-    write_manifest(job, plans, counts, replaced)
-    write_partitions(job, [b for b in batches if sources[b.name].has_event_date])
-    write_quality(job, {b.name: sources[b.name] for b in batches}, tables)
-    total = {k: sum(c[k] for c in counts.values()) for k in COUNTS}
-    job.run.detail("files", sum(map(len, plans.values())))
-    for key, value in total.items():
-        job.run.detail(key, value)
-    log.info(
-        "ingest %s: %d files, %d rows read, %d accepted, %d quarantined, %d duplicates",
-        ctx.run_date,
-        sum(map(len, plans.values())),
-        *(total[k] for k in COUNTS),
+    return (
+        staged.where(F.col("kind") == "record")
+        .join(F.broadcast(plan_rows), on="path", how="inner")
+        .withColumnRenamed("error", "parse_error")
     )
 
 
-def load_source(
+def event_day(sources: dict[str, SourceSpec], keys: Keys) -> Column:
+    """A record's event date, typed from its event-time field alone (null when unreadable)."""
+    day = F.lit(None).cast("date")
+    for name, spec in sources.items():
+        if spec.event_time:
+            field = spec.fields[spec.event_time]
+            typed = typed_value(raw_value(spec.event_time, field, keys), field)
+            day = F.when(F.col("source") == name, F.to_date(typed)).otherwise(day)
+    return day
+
+
+def survey_records(records: DataFrame, sources: dict[str, SourceSpec], keys: Keys) -> Survey:
+    """Rows read per file and the event dates named per source, in one job over staging."""
+    counts = records.groupBy("source", "file", event_day(sources, keys).alias("day")).count().collect()
+    rows_read: dict[str, int] = defaultdict(int)
+    days: dict[str, set[date]] = defaultdict(set)
+    for r in counts:
+        rows_read[r["file"]] += r["count"]
+        if r["day"] is not None:
+            days[r["source"]].add(r["day"])
+    return Survey(dict(rows_read), {s: sorted(d) for s, d in days.items()})
+
+
+def check_source(
     job: Job,
-    name: str,
     spec: SourceSpec,
     table: Table,
     keys: Keys,
-    provinces: DataFrame,
-    cities: DataFrame,
+    regions: tuple[DataFrame, DataFrame],
     records: DataFrame,
-    staging: str,
-    plans: list[FilePlan],
-    replaced: list[str],
-) -> SourceBatch:
-    """Validate one source's records, and merge its accepted rows into silver."""
-    spark, lake, run_id = job.spark, job.lake, job.ctx.run_id
-    if not any(p.is_read for p in plans):
-        return SourceBatch(name, plans, None, None)
-    typed = with_typed(
-        records.where(F.col("source") == name).withColumnRenamed("error", "parse_error"), spec, keys
-    )
-    quarantine = typed.where(F.size("_reasons") > 0).select(
-        F.lit(name).alias("source"),
-        "delivery_date",
-        "file",
-        "line",
-        F.col("_reasons")[0].alias("reason"),
-        F.col("_reasons").alias("reasons"),
-        mask_preview(decrypt(F.col("raw_enc"), keys.encryption_key)).alias("raw_masked"),
-        "raw_enc",
-        F.lit(run_id).alias("ingest_run_id"),
-    )
+    survey: Survey,
+    batch: Batch,
+    name: str,
+) -> DataFrame:
+    """One source's records typed, validated and flagged once, persisted in staging.
 
-    # Silver: remove what replaced files contributed, then merge the new versions.
-    if replaced:
-        job.run.wrote(lake.delete_where(table, F.col("_file").isin(replaced)))
-    batch_path = join_uri(staging, "silver", name)
-    silver_rows = to_silver(
-        typed.where(F.size("_reasons") == 0), spec, table, keys, provinces, cities, run_id
+    Each row keeps its bronze columns, its ``_reasons`` (empty: accepted), its silver
+    columns and flags: ``_accepted``; ``_is_duplicate`` (the same key and content is
+    earlier in the batch or already in silver); ``_is_new`` (accepted, not a duplicate);
+    ``_is_newest`` (the newest new row of its key: what silver receives); ``_key_exists``
+    (the key is in silver already, so the write must be a MERGE).
+    """
+    typed = with_typed(records.where(F.col("source") == name), spec, keys, name, keep=BRONZE)
+    silver = to_silver(typed, spec, table, keys, *regions, job.ctx.run_id, keep=(*BRONZE, "_reasons"))
+
+    # Silver as it will be when this run writes: without the rows of replaced files, and
+    # only the partitions the batch names.
+    existing = job.lake.read(table)
+    if batch.replaced[name]:
+        existing = existing.where(~F.col("_file").isin(batch.replaced[name]))
+    if "event_date" in table.partition_by:
+        existing = existing.where(F.col("event_date").isin(survey.event_days.get(name, [])))
+    existing = existing.select(*table.keys, F.col("_row_hash").alias("_silver_hash"))
+
+    first_copy = F.row_number().over(
+        Window.partitionBy("_accepted", *table.keys, "_row_hash").orderBy("_version")
     )
-    existing = lake.read(table).select(*table.keys, "_row_hash").withColumn("_in_silver", F.lit(True))
-    first_copy = F.row_number().over(Window.partitionBy(*table.keys, "_row_hash").orderBy("_version")) == 1
+    newest = F.row_number().over(Window.partitionBy("_is_new", *table.keys).orderBy(F.col("_version").desc()))
+    same_in_silver = F.coalesce(F.col("_silver_hash") == F.col("_row_hash"), F.lit(False))
+    path = join_uri(job.staging, "checked", name)
     (
-        silver_rows.withColumn("_is_first", first_copy)
-        .join(existing, on=[*table.keys, "_row_hash"], how="left")
-        .withColumn("_is_duplicate", ~F.col("_is_first") | F.col("_in_silver").isNotNull())
-        .drop("_is_first", "_in_silver")
+        silver.withColumn("_accepted", F.size("_reasons") == 0)
+        .join(existing, on=list(table.keys), how="left")
+        .withColumn("_is_duplicate", F.col("_accepted") & ((first_copy > 1) | same_in_silver))
+        .withColumn("_is_new", F.col("_accepted") & ~F.col("_is_duplicate"))
+        .withColumn("_is_newest", F.col("_is_new") & (newest == 1))
+        .withColumn("_key_exists", F.col("_silver_hash").isNotNull())
+        .drop("_silver_hash")
         .write.mode("overwrite")
-        .parquet(batch_path)
+        .parquet(path)
     )
-    batch = spark.read.parquet(batch_path)
-    newest = F.row_number().over(Window.partitionBy(*table.keys).orderBy(F.col("_version").desc())) == 1
-    to_merge = (
-        batch.where(~F.col("_is_duplicate"))
-        .withColumn("_is_newest", newest)
-        .where(F.col("_is_newest"))
-        .drop("_is_duplicate", "_is_newest")
-    )
-    job.run.wrote(lake.merge(table, to_merge, update_when="s._version > t._version"))
-    return SourceBatch(
-        name,
-        plans,
-        batch.select(
-            "_file", "_is_duplicate", *(["event_date", "_delivery_date"] if spec.has_event_date else [])
-        ),
-        quarantine,
-    )
+    return job.spark.read.parquet(path)
 
 
-def account(
-    records: DataFrame,
-    quarantine: DataFrame | None,
-    batches: list[DataFrame],
-    read_plans: dict[str, list[FilePlan]],
-) -> dict[str, dict[str, int]]:
-    """Per file: rows read, accepted, quarantined and duplicates, counted independently and checked."""
-    counts = {p.file.file: dict.fromkeys(COUNTS, 0) for ps in read_plans.values() for p in ps}
-    for r in records.groupBy("file").count().collect():
-        counts[r["file"]]["rows_read"] = r["count"]
-    if quarantine is not None:
-        for r in quarantine.groupBy("file").count().collect():
-            counts[r["file"]]["quarantined"] = r["count"]
-    if batches:
-        flags = reduce(DataFrame.unionByName, [b.select("_file", "_is_duplicate") for b in batches])
-        for r in (
-            flags.groupBy("_file")
-            .agg(
-                F.count(F.when(~F.col("_is_duplicate"), 1)).alias("accepted"),
-                F.count(F.when(F.col("_is_duplicate"), 1)).alias("duplicates"),
-            )
-            .collect()
-        ):
-            counts[r["_file"]]["accepted"] = r["accepted"]
-            counts[r["_file"]]["duplicates"] = r["duplicates"]
+def account(checked: dict[str, DataFrame], survey: Survey, batch: Batch) -> Tally:
+    """Count the checked rows in one job and check every file balances (else raise)."""
+    parts = [
+        frame.select(
+            F.lit(name).alias("source"),
+            "file",
+            (F.col("event_date") if "event_date" in frame.columns else F.lit(None).cast("date")).alias("day"),
+            "delivery_date",
+            "_accepted",
+            "_is_duplicate",
+            "_is_new",
+            "_is_newest",
+            "_key_exists",
+        )
+        for name, frame in checked.items()
+    ]
+    rows = (
+        reduce(DataFrame.unionByName, parts)
+        .groupBy("source", "file", "day")
+        .agg(
+            F.count(F.when(~F.col("_accepted"), 1)).alias("quarantined"),
+            F.count(F.when(F.col("_is_duplicate"), 1)).alias("duplicates"),
+            F.count(F.when(F.col("_is_new"), 1)).alias("accepted"),
+            F.count(F.when(F.col("_is_new") & (F.col("day") < F.col("delivery_date")), 1)).alias("late"),
+            F.count(F.when(F.col("_is_newest") & F.col("_key_exists"), 1)).alias("keys_in_silver"),
+        )
+        .collect()
+        if parts
+        else []
+    )
+    files = {p.file.file: dict.fromkeys(COUNTS, 0) for ps in batch.read.values() for p in ps}
+    written: dict[str, dict[date, tuple[int, bool]]] = defaultdict(dict)
+    key_in_silver: dict[str, bool] = defaultdict(bool)
+    accepted: dict[str, int] = defaultdict(int)
+    for r in rows:
+        for count in ("accepted", "quarantined", "duplicates"):
+            files[r["file"]][count] += r[count]
+        if r["accepted"] and r["day"] is not None:
+            before, late = written[r["source"]].get(r["day"], (0, False))
+            written[r["source"]][r["day"]] = (before + r["accepted"], late or r["late"] > 0)
+        key_in_silver[r["source"]] |= r["keys_in_silver"] > 0
+        accepted[r["source"]] += r["accepted"]
+    for file, counts in files.items():
+        counts["rows_read"] = survey.rows_read.get(file, 0)
     broken = {
-        f: c
-        for f, c in counts.items()
-        if c["rows_read"] != c["accepted"] + c["quarantined"] + c["duplicates"]
+        f: c for f, c in files.items() if c["rows_read"] != c["accepted"] + c["quarantined"] + c["duplicates"]
     }
     if broken:
-        raise AccountingError(f"rows read != accepted + quarantined + duplicates for {broken}")
-    return counts
+        raise AccountingError(
+            f"rows read != accepted + quarantined + duplicates for {len(broken)} file(s), nothing was "
+            f"published: {broken}"
+        )
+    return Tally(files, dict(written), dict(key_in_silver), dict(accepted))
 
 
-def write_manifest(
+def silver_days(job: Job, batch: Batch, tables: dict[str, Table], tally: Tally) -> dict[str, set[date]]:
+    """Per source, the silver days (event date, else delivery date) this run changes: the
+    days it writes and the days of the rows its corrections will delete (read now, before
+    they are deleted)."""
+    days: dict[str, set[date]] = {}
+    for name in batch.plans:
+        table = tables[name]
+        if "event_date" not in table.schema.names:
+            days[name] = batch.delivery_days(name)
+            continue
+        days[name] = set(tally.written.get(name, {}))
+        if batch.replaced.get(name):
+            gone = job.lake.read(table).where(F.col("_file").isin(batch.replaced[name]))
+            days[name] |= {r["event_date"] for r in gone.select("event_date").distinct().collect()}
+    return days
+
+
+# --- publish -------------------------------------------------------------------------------
+
+
+def publish(
     job: Job,
-    plans: dict[str, list[FilePlan]],
-    counts: dict[str, dict[str, int]],
-    replaced: dict[str, list[str]],
+    batch: Batch,
+    checked: dict[str, DataFrame],
+    tally: Tally,
+    sources: dict[str, SourceSpec],
+    tables: dict[str, Table],
+    days: dict[str, set[date]],
+    keys: Keys,
 ) -> None:
+    """Write every table from the checked rows, in an order a crash can be rolled back from."""
+    write_bronze(job, batch, checked, tally, sources, keys)
+    write_quarantine(job, batch, checked, tally, keys)
+    for name in sorted(checked):
+        write_silver(job, tables[name], checked[name], tally, batch.replaced[name], name)
+        fault_point("ingest.between_silver_merges")
+    fault_point("ingest.before_manifest")
+    write_manifest(job, batch, tally)
+    write_partitions(job, tally)
+    write_quality(job, batch, sources, tables, days)
+
+
+def append_or_replace(job: Job, table: Table, rows: DataFrame, batch: Batch, has_rows: bool) -> None:
+    """Rows of files the manifest has not seen are new by construction: appended. Only a
+    correction, whose replaced files' rows must go, needs ``replaceWhere``."""
+    if batch.has_replaced:
+        job.run.wrote(job.lake.replace_where(table, rows, batch.scope()))
+    elif has_rows:
+        job.run.wrote(job.lake.append(table, rows))
+
+
+def protected_fields(fields: Column, personal: list[str], key: bytes) -> Column:
+    """Bronze fields with every non-personal value holding a mobile encrypted (``enc:`` and
+    ciphertext); personal fields arrive encrypted from the parse."""
+    return F.transform_values(
+        fields,
+        lambda k, v: F.when(
+            ~k.isin(*personal) & half_width(v).rlike(MOBILE_IN_TEXT),
+            F.concat(F.lit(ENCRYPTED_PREFIX), encrypt(v, key)),
+        ).otherwise(v),
+    )
+
+
+def write_bronze(
+    job: Job,
+    batch: Batch,
+    checked: dict[str, DataFrame],
+    tally: Tally,
+    sources: dict[str, SourceSpec],
+    keys: Keys,
+) -> None:
+    """Every line of the files read, as delivered (encrypted), with lineage."""
+    bronze = reduce(
+        DataFrame.unionByName,
+        [
+            frame.select(
+                *(c for c in BRONZE if c not in ("fields", "parse_error")),
+                protected_fields(F.col("fields"), personal_fields(sources[name]), keys.encryption_key).alias(
+                    "fields"
+                ),
+                mask_text(F.col("parse_error")).alias("parse_error"),
+                F.lit(job.ctx.run_id).alias("ingest_run_id"),
+            )
+            for name, frame in checked.items()
+        ],
+    )
+    append_or_replace(job, LANDED_RECORDS, bronze, batch, tally.total("rows_read") > 0)
+
+
+def write_quarantine(job: Job, batch: Batch, checked: dict[str, DataFrame], tally: Tally, keys: Keys) -> None:
+    """Rejected lines with their reasons; reasons and preview masked, the line encrypted."""
+    quarantine = reduce(
+        DataFrame.unionByName,
+        [
+            frame.where(~F.col("_accepted")).select(
+                "source",
+                "delivery_date",
+                "file",
+                "line",
+                mask_text(F.col("_reasons")[0]).alias("reason"),
+                F.transform("_reasons", mask_text).alias("reasons"),
+                mask_preview(decrypt(F.col("raw_enc"), keys.encryption_key)).alias("raw_masked"),
+                "raw_enc",
+                F.lit(job.ctx.run_id).alias("ingest_run_id"),
+            )
+            for frame in checked.values()
+        ],
+    )
+    append_or_replace(job, QUARANTINE, quarantine, batch, tally.total("quarantined") > 0)
+
+
+def write_silver(
+    job: Job, table: Table, checked: DataFrame, tally: Tally, replaced: list[str], name: str
+) -> None:
+    """Remove what replaced files contributed, then write the newest new row per key:
+    appended when no key is in silver yet, else MERGEd within the batch's event dates."""
+    lake = job.lake
+    if replaced:
+        job.run.wrote(lake.delete_where(table, F.col("_file").isin(replaced)))
+    if not tally.accepted.get(name):
+        return
+    rows = checked.where(F.col("_is_newest"))
+    if not tally.key_in_silver.get(name):
+        job.run.wrote(lake.append(table, rows))
+        return
+    target = None
+    if "event_date" in table.partition_by:
+        target = f"t.event_date IN ({sql_list({str(d) for d in tally.written.get(name, {})})})"
+    job.run.wrote(lake.merge(table, rows, update_when="s._version > t._version", target_filter=target))
+
+
+def write_manifest(job: Job, batch: Batch, tally: Tally) -> None:
+    """One MERGE: a row per new file (every status), and the files they supersede marked."""
     now = datetime.now()
     rows = [
         {
@@ -371,73 +596,99 @@ def write_manifest(
             "checksum": p.file.checksum,
             "encoding": p.file.encoding,
             "status": p.status,
-            "reason": p.reason,
-            "columns": list(p.file.header) if p.file.header else None,
-            "extra_columns": list(p.extra_columns),
-            "rows_read": counts.get(p.file.file, {}).get("rows_read", 0),
-            "rows_accepted": counts.get(p.file.file, {}).get("accepted", 0),
-            "rows_quarantined": counts.get(p.file.file, {}).get("quarantined", 0),
-            "rows_duplicate": counts.get(p.file.file, {}).get("duplicates", 0),
+            "reason": mask_text_str(p.reason) if p.reason else None,
+            # A file without its header line has data where the column names should be.
+            "columns": [mask_text_str(c) for c in p.file.header] if p.file.header else None,
+            "extra_columns": [mask_text_str(c) for c in p.extra_columns],
+            "rows_read": tally.files.get(p.file.file, {}).get("rows_read", 0),
+            "rows_accepted": tally.files.get(p.file.file, {}).get("accepted", 0),
+            "rows_quarantined": tally.files.get(p.file.file, {}).get("quarantined", 0),
+            "rows_duplicate": tally.files.get(p.file.file, {}).get("duplicates", 0),
             "ingest_run_id": job.ctx.run_id,
             "ingested_at": now,
         }
-        for source, ps in plans.items()
+        for source, ps in batch.plans.items()
         for p in ps
     ]
-    job.run.wrote(job.lake.merge(INGEST_MANIFEST, job.spark.createDataFrame(rows, INGEST_MANIFEST.schema)))
-    superseded = [
-        (source, old, p.file.file) for source, ps in plans.items() for p in ps for old in p.replaces
-    ]
-    if superseded:
-        updates = job.spark.createDataFrame(superseded, "source string, file string, by string")
-        (
-            DeltaTable.forPath(job.spark, job.lake.path(INGEST_MANIFEST))
-            .alias("t")
-            .merge(updates.alias("s"), "t.source = s.source AND t.file = s.file")
-            .whenMatchedUpdate(
-                set={"status": F.lit("superseded"), "reason": F.concat(F.lit("replaced by "), F.col("s.by"))}
-            )
-            .execute()
-        )
-
-
-def write_partitions(job: Job, batches: list[SourceBatch]) -> None:
-    parts = [
-        b.batch.where(~F.col("_is_duplicate"))
-        .groupBy("event_date")
-        .agg(
-            F.count("*").alias("rows"), F.max(F.col("event_date") < F.col("_delivery_date")).alias("is_late")
-        )
-        .withColumn("source", F.lit(b.name))
-        for b in batches
-        if b.batch is not None
-    ]
-    if not parts:
-        return
-    rows = reduce(DataFrame.unionByName, parts).select(
-        F.lit(job.ctx.run_id).alias("ingest_run_id"),
-        F.lit(job.ctx.run_date).alias("run_date"),
-        "source",
-        "event_date",
-        "rows",
-        "is_late",
+    superseded = job.spark.createDataFrame(
+        [
+            (source, old, "superseded", f"replaced by {p.file.file}")
+            for source, ps in batch.plans.items()
+            for p in ps
+            for old in p.replaces
+        ],
+        "source string, file string, status string, reason string",
     )
-    job.run.wrote(job.lake.replace_where(INGEST_PARTITIONS, rows, f"ingest_run_id = '{job.ctx.run_id}'"))
-
-
-def write_quality(job: Job, specs: dict[str, SourceSpec], tables: dict[str, Table]) -> None:
-    quarantine = job.lake.read(QUARANTINE)
-    manifest = job.lake.read(INGEST_MANIFEST)
-    metrics = [
-        quality_metrics(
-            silver=job.lake.read(tables[name]),
-            quarantine=quarantine.where(F.col("source") == name),
-            manifest=manifest.where(F.col("source") == name),
-            spec=specs[name],
-            table=tables[name],
-            run_id=job.ctx.run_id,
+    job.run.wrote(
+        job.lake.merge_with_patches(
+            INGEST_MANIFEST,
+            job.spark.createDataFrame(rows, INGEST_MANIFEST.schema),
+            superseded,
+            patch_on=("source", "file"),
         )
-        for name in specs
+    )
+
+
+def write_partitions(job: Job, tally: Tally) -> None:
+    """The event dates this run wrote, per source (new by construction: keyed by run id)."""
+    rows = [
+        (job.ctx.run_id, job.ctx.run_date, source, day, n, late)
+        for source, by_day in sorted(tally.written.items())
+        for day, (n, late) in sorted(by_day.items())
     ]
+    if rows:
+        job.run.wrote(
+            job.lake.append(INGEST_PARTITIONS, job.spark.createDataFrame(rows, INGEST_PARTITIONS.schema))
+        )
+
+
+def write_quality(
+    job: Job,
+    batch: Batch,
+    sources: dict[str, SourceSpec],
+    tables: dict[str, Table],
+    days: dict[str, set[date]],
+) -> None:
+    """Data health recomputed only for the (table, day) pairs this run touched."""
+    lake = job.lake
+    quarantine, manifest = lake.read(QUARANTINE), lake.read(INGEST_MANIFEST)
+    metrics = []
+    for name in sorted(batch.plans):
+        table, spec = tables[name], sources[name]
+        day = F.col("event_date") if spec.has_event_date else F.col("_delivery_date")
+        delivered = [str(d) for d in batch.delivery_days(name)]
+        in_days = F.col("delivery_date").isin(delivered)
+        metrics.append(
+            quality_metrics(
+                silver=lake.read(table).where(day.isin([str(d) for d in days.get(name, set())])),
+                quarantine=quarantine.where((F.col("source") == name) & in_days),
+                manifest=manifest.where((F.col("source") == name) & in_days),
+                spec=spec,
+                table=table,
+                run_id=job.ctx.run_id,
+            )
+        )
     if metrics:
-        job.run.wrote(job.lake.merge(DATA_QUALITY, reduce(DataFrame.unionByName, metrics)))
+        names = sql_list({tables[n].qualified_name for n in batch.plans})
+        job.run.wrote(
+            lake.merge(
+                DATA_QUALITY,
+                reduce(DataFrame.unionByName, metrics),
+                target_filter=f"t.table_name IN ({names})",
+            )
+        )
+
+
+def report(job: Job, batch: Batch, tally: Tally) -> None:
+    total = {k: tally.total(k) for k in COUNTS}
+    files = sum(map(len, batch.plans.values()))
+    job.run.read("landing", total["rows_read"])
+    job.run.detail("files", files)
+    for key, value in total.items():
+        job.run.detail(key, value)
+    log.info(
+        "ingest %s: %d files, %d rows read, %d accepted, %d quarantined, %d duplicates",
+        job.ctx.run_date,
+        files,
+        *(total[k] for k in COUNTS),
+    )

@@ -14,10 +14,21 @@ from pyspark.sql.utils import AnalysisException
 from cradle import sqlguard
 from cradle.catalog import Table
 from cradle.ingest import normalise as N
-from cradle.privacy import Keys, decrypt, encrypt, mask_mobile, mask_name, token
+from cradle.privacy import (
+    Keys,
+    decrypt,
+    encrypt,
+    mask_mobile,
+    mask_name,
+    mask_text,
+    protect_stray_mobiles,
+    token,
+)
 from cradle.sources import FieldSpec, RegionsConfig, SourceSpec
 
 PERSONAL_TYPES = ("mobile", "name", "address")
+# Free-text types whose values are searched for a stray mobile before they reach silver.
+TEXT_TYPES = ("string", "province", "city")
 TIMESTAMP_FORMATS = ("yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss", "yyyy/MM/dd HH:mm:ss")
 # Values of these types are never echoed into a quarantine reason.
 QUIET_TYPES = (*PERSONAL_TYPES, "md5")
@@ -62,7 +73,9 @@ def typed_value(raw: Column, spec: FieldSpec) -> Column:
 
 
 def field_reasons(name: str, spec: FieldSpec, raw: Column, typed: Column) -> list[Column]:
-    shown = F.lit("") if spec.type in QUIET_TYPES else F.concat(F.lit(": '"), raw, F.lit("'"))
+    # A reason is read by people: the value it repeats is masked (a phone typed into a
+    # quantity field shows as 139****0090).
+    shown = F.lit("") if spec.type in QUIET_TYPES else F.concat(F.lit(": '"), mask_text(raw), F.lit("'"))
     reasons = [
         F.when(raw.isNotNull() & typed.isNull(), F.concat(F.lit(f"invalid {spec.type} in {name}"), shown))
     ]
@@ -82,12 +95,15 @@ def field_reasons(name: str, spec: FieldSpec, raw: Column, typed: Column) -> lis
     return reasons
 
 
-def with_typed(records: DataFrame, spec: SourceSpec, keys: Keys, source: str | None = None) -> DataFrame:
+def with_typed(
+    records: DataFrame, spec: SourceSpec, keys: Keys, source: str | None = None, keep: tuple[str, ...] = ()
+) -> DataFrame:
     """Typed source fields plus ``_reasons`` (empty when the row is acceptable).
 
     Expects bronze columns: file, line, delivery_date, fields, parse_error, file_error.
     A row with a parse error or a rejected file keeps only that reason: its fields are
-    not trustworthy enough to be judged one by one.
+    not trustworthy enough to be judged one by one. ``keep`` names further input columns
+    to carry through.
     """
     typed_cols, reasons = [], []
     for name, field_spec in spec.fields.items():
@@ -103,6 +119,7 @@ def with_typed(records: DataFrame, spec: SourceSpec, keys: Keys, source: str | N
         "delivery_date",
         "file_version",
         "raw_enc",
+        *(c for c in keep if c not in ("file", "line", "delivery_date", "file_version", "raw_enc")),
         *typed_cols,
         F.when(upstream.isNotNull(), F.array(upstream)).otherwise(field_reasons_arr).alias("_reasons"),
     )
@@ -183,8 +200,14 @@ def to_silver(
     provinces: DataFrame,
     cities: DataFrame,
     run_id: str,
+    keep: tuple[str, ...] = (),
 ) -> DataFrame:
-    """Silver rows for accepted typed rows: protected personal data, region codes, lineage."""
+    """Silver rows for accepted typed rows: protected personal data, region codes, lineage.
+
+    A mobile found in a non-personal text field (a phone typed into ``member_card_no``) is
+    protected like a mobile (``cradle.privacy.protect_stray_mobiles``): silver never holds
+    one in plain text. ``keep`` names further input columns to carry through unchanged.
+    """
     rows = typed
     for name, field_spec in spec.fields.items():
         if field_spec.type in ("province", "city"):
@@ -196,6 +219,8 @@ def to_silver(
     derived: dict[str, Column] = {}
     for name, field_spec in spec.fields.items():
         value = F.col(name)
+        if field_spec.type in TEXT_TYPES:
+            derived[name] = protect_stray_mobiles(value, keys.token_key)
         if field_spec.type == "mobile":
             digits = N.mobile_digits(value)
             derived[f"{name}_token"] = token(digits, keys.token_key)
@@ -227,7 +252,9 @@ def to_silver(
     derived["_line"] = F.col("line")
     derived["_delivery_date"] = F.col("delivery_date")
     derived["_ingest_run_id"] = F.lit(run_id)
-    rows = rows.select("*", *(col.alias(name) for name, col in derived.items()))
+    rows = rows.select(
+        *(c for c in rows.columns if c not in derived), *(col.alias(name) for name, col in derived.items())
+    )
 
     # The row's content, personal data by token (ciphertext has a random IV), for
     # recognising a re-delivered identical record.
@@ -244,4 +271,7 @@ def to_silver(
         if f.type in ("name", "address")
     ]
     rows = rows.withColumn("_row_hash", F.sha2(F.to_json(F.struct(*content, *personal)), 256))
-    return rows.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in table.schema])
+    return rows.select(
+        *(F.col(f.name).cast(f.dataType).alias(f.name) for f in table.schema),
+        *(c for c in keep if c not in table.schema.names),
+    )
