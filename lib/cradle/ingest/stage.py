@@ -13,7 +13,6 @@ A re-run finds nothing new and changes nothing.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
@@ -32,11 +31,11 @@ from cradle.catalog import (
     silver_tables,
 )
 from cradle.config import join_uri
-from cradle.ingest.landing import list_landing, matches, parse_files
-from cradle.ingest.plan import DeliveredFile, FilePlan, KnownFile, plan_files
+from cradle.ingest.files import receive
+from cradle.ingest.plan import FilePlan
 from cradle.ingest.quality import quality_metrics
-from cradle.ingest.validate import check_rules, personal_fields, region_lookups, to_silver, with_typed
-from cradle.privacy import Keys, decrypt, encrypt, load_keys, mask_text
+from cradle.ingest.validate import check_rules, region_lookups, to_silver, with_typed
+from cradle.privacy import Keys, decrypt, load_keys, mask_text
 from cradle.runs import Job
 from cradle.sources import SourceSpec, load_regions, load_sources
 
@@ -75,94 +74,17 @@ def mask_preview(raw: Column) -> Column:
 
 
 def run(job: Job) -> None:
-    spark, lake, ctx, landing = job.spark, job.lake, job.ctx, job.env.landing_root
+    spark, lake, ctx, staging = job.spark, job.lake, job.ctx, job.staging
     sources = load_sources().sources
     keys = load_keys(job.env)
     for name, spec in sources.items():
         check_rules(spark, name, spec)
     tables = silver_tables(sources)
 
-    delivered_by_source: dict[str, list[tuple[str, int, object, str]]] = defaultdict(list)
-    for source, path, size, day, file_name in list_landing(spark, landing, ctx.run_date):
-        if source in sources and matches(sources[source].files, file_name):
-            delivered_by_source[source].append((path, size, day, file_name))
-    known_rows = (
-        lake.read(INGEST_MANIFEST)
-        .select("source", "file", "logical_file", "checksum", "status", "size")
-        .collect()
-        if delivered_by_source
-        else []
-    )
-    seen = {(r["source"], r["file"], r["size"]) for r in known_rows}
-    new = {
-        source: [f for f in files if (source, relative(f[0], landing), f[1]) not in seen]
-        for source, files in delivered_by_source.items()
-    }
-    new = {source: files for source, files in new.items() if files}
-    if not new:
+    staged, plans = receive(job, sources, keys)
+    if staged is None:
         log.info("ingest %s: no new files", ctx.run_date)
         return
-    log.info(
-        "ingest %s: parsing %d new file(s) from %d source(s)",
-        ctx.run_date,
-        sum(map(len, new.values())),
-        len(new),
-    )
-
-    # Parse every new file once; plain personal data never reaches disk, not even in staging.
-    staging = job.staging
-    formats = {f[0]: sources[source].format for source, files in new.items() for f in files}
-    pii = sorted({f for source in new for f in personal_fields(sources[source])})
-    fields = (
-        F.transform_values(
-            "fields", lambda k, v: F.when(k.isin(*pii), encrypt(v, keys.encryption_key)).otherwise(v)
-        )
-        if pii
-        else F.col("fields")
-    )
-    parse_files(spark, formats).select(
-        "path",
-        "kind",
-        "line",
-        encrypt(F.col("raw"), keys.encryption_key).alias("raw_enc"),
-        fields.alias("fields"),
-        "error",
-        "encoding",
-        "checksum",
-        "header",
-    ).write.mode("overwrite").parquet(join_uri(staging, "parsed"))
-    staged = spark.read.parquet(join_uri(staging, "parsed"))
-    meta = {r["path"]: r for r in staged.where(F.col("kind") == "file").drop("fields", "raw_enc").collect()}
-
-    plans: dict[str, list[FilePlan]] = {}
-    for source, files in new.items():
-        delivered = [
-            DeliveredFile(
-                file=relative(path, landing),
-                path=path,
-                delivery_date=day,
-                size=size,
-                checksum=meta[path]["checksum"],
-                encoding=meta[path]["encoding"],
-                header=tuple(meta[path]["header"] or ()) or None,
-                error=meta[path]["error"],
-            )
-            for path, size, day, _ in files
-        ]
-        known = [
-            KnownFile(r["file"], r["logical_file"], r["checksum"], r["status"])
-            for r in known_rows
-            if r["source"] == source
-        ]
-        spec = sources[source]
-        plans[source] = plan_files(delivered, known, tuple(spec.fields), spec.required_columns, spec.format)
-        by_status: dict[str, int] = defaultdict(int)
-        for p in plans[source]:
-            by_status[p.status] += 1
-            # Only what needs a look is logged per file; loaded files are counted.
-            level = logging.DEBUG if p.status == "loaded" else logging.INFO
-            log.log(level, "%s: %s %s%s", source, p.file.file, p.status, f" ({p.reason})" if p.reason else "")
-        log.info("%s: %s", source, ", ".join(f"{n} {status}" for status, n in sorted(by_status.items())))
 
     read_plans = {source: [p for p in ps if p.is_read] for source, ps in plans.items()}
     replaced = {source: [f for p in ps for f in p.replaces] for source, ps in read_plans.items()}
