@@ -208,9 +208,12 @@ def parse_python(spark: SparkSession, formats: dict[str, str]) -> DataFrame:
 def parse_files(spark: SparkSession, formats: dict[str, str]) -> DataFrame:
     """Parse the files at ``formats``' paths ('csv' or 'jsonl' each): one row per file (kind
     'file': checksum, encoding, header, file error, number of records) and one per record.
-    CSV is parsed in the JVM (``records.parse_csv``); JSON lines by the reference parser."""
-    csv = [p for p, fmt in formats.items() if fmt == "csv"]
-    others = {p: fmt for p, fmt in formats.items() if fmt != "csv"}
+    CSV is parsed in the JVM (``records.parse_csv``); JSON lines by the reference parser
+    (and CSV too when the environment sets ``CRADLE_PARSER=python``: a fallback, and the
+    baseline the benchmark compares against)."""
+    jvm = os.environ.get("CRADLE_PARSER", "jvm") != "python"  # python: the reference for all
+    csv = [p for p, fmt in formats.items() if fmt == "csv" and jvm]
+    others = {p: fmt for p, fmt in formats.items() if p not in csv}
     parts = [parse_python(spark, others)] if others else []
     if csv:
         contents = read_contents(spark, csv)

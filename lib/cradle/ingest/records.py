@@ -161,8 +161,9 @@ def parse_csv(contents: DataFrame) -> DataFrame:
     rows = rows.where(F.col("pos") != 1)
 
     raw = F.col("raw")
-    toks = tokens(raw)
-    err = first_error(toks)
+    # Materialised once: the optimiser does not inline a regex used several times below.
+    rows = rows.withColumn("_toks", tokens(raw)).withColumn("_err", first_error(F.col("_toks")))
+    toks, err = F.col("_toks"), F.col("_err")
     count_error = F.format_string(
         "malformed CSV: %d fields where the header has %d", F.size(toks), F.size("header")
     )
