@@ -197,6 +197,7 @@ INGEST_MANIFEST = register(
             ("file_version", INT, False),
             ("delivery_date", DATE, False),
             ("size", LONG),
+            ("modified", TS),  # file modification time: same-size in-place overwrites are new
             ("checksum", STR, False),
             ("encoding", STR),
             ("status", STR, False),

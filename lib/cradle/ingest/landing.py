@@ -1,32 +1,40 @@
-"""Reading the landing area: listing delivered files and parsing them on executors.
+"""Reading the landing area: listing delivered entries and parsing files on executors.
 
-Works on any Hadoop-compatible file system (local disk, HDFS, S3A): files are listed and
-read with Spark's ``binaryFile`` source, and parsed one file per task with
-``cradle.ingest.parse`` inside ``mapInPandas``.
+Works on any Hadoop-compatible file system (local disk, HDFS, S3A). Entries are listed
+folder by folder (``<source>/<YYYY-MM-DD>/<name>``) so that every one of them is seen,
+including folders named like files and dangling symlinks (which Spark's file sources skip
+silently). Contents are read with Spark's ``binaryFile`` source from paths whose glob
+characters are escaped, so a name such as ``pos [1].csv`` is read literally.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
+import os
+import re
 from collections.abc import Iterator
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import reduce
+from urllib.parse import urlparse
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from cradle.ingest.parse import logical_name, parse_file
-from cradle.lake import path_exists
+from cradle.ingest.records import parse_csv
+from cradle.lake import hadoop_fs
 
-DATE_FOLDER = r"/([^/]+)/(\d{4}-\d{2}-\d{2})/([^/]+)$"  # source / delivery date / file
+DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+GLOB = re.compile(r"([\\\[\]{}*?])")
 
 PARSED_SCHEMA = T.StructType(
     [
         T.StructField("path", T.StringType(), False),
         T.StructField("kind", T.StringType(), False),  # file | record
-        T.StructField("line", T.IntegerType(), False),
+        T.StructField("line", T.IntegerType(), False),  # file rows: the number of records
         T.StructField("raw", T.StringType()),
         T.StructField("fields", T.MapType(T.StringType(), T.StringType())),
         T.StructField("error", T.StringType()),
@@ -37,33 +45,118 @@ PARSED_SCHEMA = T.StructType(
 )
 
 
-def list_landing(
-    spark: SparkSession, landing_root: str, up_to: date
-) -> list[tuple[str, str, int, date, str]]:
-    """Delivered files in ``<landing_root>/<source>/<YYYY-MM-DD>/`` folders up to ``up_to``:
-    (source, path, size, delivery_date, name). Only metadata is read: ``binaryFile`` reads
-    contents only when they are selected."""
-    if not path_exists(spark, landing_root):
-        return []
-    files = (
-        spark.read.format("binaryFile")
-        .option("recursiveFileLookup", "true")
-        .load(landing_root)
-        .select(
-            "path",
-            F.col("length").alias("size"),
-            F.regexp_extract("path", DATE_FOLDER, 1).alias("source"),
-            F.try_to_date(F.regexp_extract("path", DATE_FOLDER, 2), "yyyy-MM-dd").alias("delivery_date"),
-            F.regexp_extract("path", DATE_FOLDER, 3).alias("name"),
-        )
-        .where(F.col("delivery_date").isNotNull() & (F.col("delivery_date") <= F.lit(up_to)))
-    )
-    return [(r["source"], r["path"], r["size"], r["delivery_date"], r["name"]) for r in files.collect()]
+@dataclass(frozen=True)
+class Entry:
+    """One entry of a delivery folder, as listed (nothing read yet)."""
+
+    source: str
+    path: str  # full URI, as binaryFile reports it
+    delivery_date: date
+    name: str
+    size: int
+    modified_ms: int | None  # modification time, epoch milliseconds
+    regular: bool  # False: a folder, a dangling symlink, anything that is not a file
+
+    @property
+    def modified(self) -> datetime | None:
+        return None if self.modified_ms is None else datetime.fromtimestamp(self.modified_ms / 1000)
+
+
+def delivery_day(name: str, up_to: date) -> date | None:
+    if not DAY.match(name):
+        return None
+    try:
+        day = date.fromisoformat(name)
+    except ValueError:
+        return None
+    return day if day <= up_to else None
+
+
+def local_dir(landing_root: str) -> str | None:
+    """The local folder behind ``landing_root`` (a plain path or a file: URI), else None."""
+    parsed = urlparse(landing_root)
+    if parsed.scheme in ("", "file"):
+        return os.path.abspath(parsed.path if parsed.scheme else landing_root)
+    return None
+
+
+def list_local(root: str, up_to: date) -> list[Entry]:
+    """The local listing: ``os.scandir`` sees dangling symlinks, which Hadoop's does not."""
+    out: list[Entry] = []
+    for source in sorted(os.scandir(root), key=lambda e: e.name):
+        if not source.is_dir():
+            continue
+        for folder in sorted(os.scandir(source.path), key=lambda e: e.name):
+            day = delivery_day(folder.name, up_to)
+            if day is None or not folder.is_dir():
+                continue
+            for entry in sorted(os.scandir(folder.path), key=lambda e: e.name):
+                regular = entry.is_file()  # follows symlinks: a dangling one is not a file
+                stat = entry.stat() if regular else entry.stat(follow_symlinks=False)
+                out.append(
+                    Entry(
+                        source.name,
+                        "file:" + entry.path,
+                        day,
+                        entry.name,
+                        stat.st_size if regular else 0,
+                        stat.st_mtime_ns // 1_000_000,
+                        regular,
+                    )
+                )
+    return out
+
+
+def list_hadoop(spark: SparkSession, root: str, up_to: date) -> list[Entry]:
+    """The listing on any Hadoop file system (no symlinks there)."""
+    hroot, fs = hadoop_fs(spark, root)
+    out: list[Entry] = []
+    for source in fs.listStatus(hroot):
+        if not source.isDirectory():
+            continue
+        for folder in fs.listStatus(source.getPath()):
+            day = delivery_day(folder.getPath().getName(), up_to)
+            if day is None or not folder.isDirectory():
+                continue
+            for entry in fs.listStatus(folder.getPath()):
+                regular = bool(entry.isFile())
+                out.append(
+                    Entry(
+                        source.getPath().getName(),
+                        entry.getPath().toString(),
+                        day,
+                        entry.getPath().getName(),
+                        int(entry.getLen()) if regular else 0,
+                        int(entry.getModificationTime()),
+                        regular,
+                    )
+                )
+    return out
+
+
+def list_landing(spark: SparkSession, landing_root: str, up_to: date) -> list[Entry]:
+    """Every entry in ``<landing_root>/<source>/<YYYY-MM-DD>/`` folders up to ``up_to``.
+    Only metadata is read."""
+    local = local_dir(landing_root)
+    if local is not None:
+        return list_local(local, up_to) if os.path.isdir(local) else []
+    hroot, fs = hadoop_fs(spark, landing_root)
+    return list_hadoop(spark, landing_root, up_to) if fs.exists(hroot) else []
 
 
 def matches(pattern: str, name: str) -> bool:
     """Whether a delivered file belongs to a source: its logical name matches the pattern."""
     return fnmatch.fnmatchcase(logical_name(name)[0], pattern)
+
+
+def literal(path: str) -> str:
+    """``path`` with Hadoop glob characters escaped, so Spark reads exactly that file."""
+    return GLOB.sub(r"\\\1", path)
+
+
+def read_contents(spark: SparkSession, paths: list[str]) -> DataFrame:
+    """(path, content) of exactly these files; ``path`` is as listed."""
+    return spark.read.format("binaryFile").load([literal(p) for p in sorted(paths)]).select("path", "content")
 
 
 def parse_partition(batches: Iterator[pd.DataFrame], formats: dict[str, str]) -> Iterator[pd.DataFrame]:
@@ -75,7 +168,7 @@ def parse_partition(batches: Iterator[pd.DataFrame], formats: dict[str, str]) ->
             file_row = {
                 "path": path,
                 "kind": "file",
-                "line": 0,
+                "line": len(parsed.lines),
                 "raw": None,
                 "fields": None,
                 "error": parsed.error,
@@ -100,12 +193,32 @@ def parse_partition(batches: Iterator[pd.DataFrame], formats: dict[str, str]) ->
             yield pd.DataFrame([file_row, *records], columns=PARSED_SCHEMA.fieldNames())
 
 
+def spread(contents: DataFrame, files: int) -> DataFrame:
+    """One file per task at most, a few tasks per core."""
+    cores = contents.sparkSession.sparkContext.defaultParallelism
+    return contents.repartition(max(1, min(files, cores * 4)), "path")
+
+
+def parse_python(spark: SparkSession, formats: dict[str, str]) -> DataFrame:
+    """The reference parser (``cradle.ingest.parse``), one file per call in ``mapInPandas``."""
+    contents = spread(read_contents(spark, list(formats)), len(formats))
+    return contents.mapInPandas(lambda it: parse_partition(it, formats), PARSED_SCHEMA)
+
+
 def parse_files(spark: SparkSession, formats: dict[str, str]) -> DataFrame:
     """Parse the files at ``formats``' paths ('csv' or 'jsonl' each): one row per file (kind
-    'file': checksum, encoding, header, file error) and one per physical line."""
-    paths = sorted(formats)
-    contents = spark.read.format("binaryFile").load(paths).select("path", "content")
-    contents = contents.repartition(
-        max(1, min(len(paths), spark.sparkContext.defaultParallelism * 4)), "path"
-    )
-    return contents.mapInPandas(lambda it: parse_partition(it, formats), PARSED_SCHEMA)
+    'file': checksum, encoding, header, file error, number of records) and one per record.
+    CSV is parsed in the JVM (``records.parse_csv``); JSON lines by the reference parser
+    (and CSV too when the environment sets ``CRADLE_PARSER=python``: a fallback, and the
+    baseline the benchmark compares against)."""
+    jvm = os.environ.get("CRADLE_PARSER", "jvm") != "python"  # python: the reference for all
+    csv = [p for p, fmt in formats.items() if fmt == "csv" and jvm]
+    others = {p: fmt for p, fmt in formats.items() if p not in csv}
+    parts = [parse_python(spark, others)] if others else []
+    if csv:
+        contents = read_contents(spark, csv)
+        contents = contents.repartition(
+            max(1, min(len(csv), spark.sparkContext.defaultParallelism * 4)), "path"
+        )
+        parts.append(parse_csv(contents).select(*PARSED_SCHEMA.fieldNames()))
+    return reduce(DataFrame.unionByName, parts) if parts else spark.createDataFrame([], PARSED_SCHEMA)

@@ -9,6 +9,11 @@ Policy:
   and the others are ``superseded`` without being loaded;
 * a new version of a logical file loaded by an earlier run replaces it: the earlier file's
   bronze, quarantine and silver rows are removed and it is marked ``superseded``;
+* an entry that is not a regular file (a folder named like a file, a dangling symlink) is
+  ``skipped``; a file with no records (0 bytes, or a CSV header alone) is ``empty``: both
+  get a manifest row and take part in nothing else;
+* a file whose name and bytes the manifest already holds (touched, not changed) gets no
+  new plan: its row is already there;
 * a file that cannot be read as a whole (undecodable, no header, a required column missing)
   is ``rejected``: all its lines go to quarantine with the file's reason;
 * everything else is ``loaded``.
@@ -17,9 +22,12 @@ Policy:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
 
 from cradle.ingest.parse import logical_name
+
+SKIPPED = "skipped: not a regular file"
+NOT_CONTENT = ("skipped", "empty")  # statuses whose bytes say nothing about duplicates
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,9 @@ class DeliveredFile:
     encoding: str | None
     header: tuple[str, ...] | None
     error: str | None
+    modified: datetime | None = None  # recognises same-size in-place overwrites
+    records: int | None = None  # records read (None: not read)
+    regular: bool = True  # False: a folder named like a file, a dangling symlink
 
     @property
     def name(self) -> str:
@@ -53,7 +64,7 @@ class KnownFile:
 @dataclass(frozen=True)
 class FilePlan:
     file: DeliveredFile
-    status: str  # loaded | rejected | duplicate | superseded
+    status: str  # loaded | rejected | duplicate | superseded | empty | skipped
     reason: str | None = None
     extra_columns: tuple[str, ...] = ()
     replaces: tuple[str, ...] = field(default=())
@@ -70,10 +81,19 @@ def plan_files(
     required: tuple[str, ...],
     fmt: str,
 ) -> list[FilePlan]:
-    seen = {k.checksum: k.file for k in known}
+    seen = {k.checksum: k.file for k in known if k.status not in NOT_CONTENT}
+    held = {(k.file, k.checksum) for k in known}
     plans: list[FilePlan] = []
     candidates: list[DeliveredFile] = []
     for f in sorted(new, key=lambda f: (f.delivery_date, f.logical[1], f.name)):
+        if not f.regular:
+            plans.append(FilePlan(f, "skipped", SKIPPED))
+            continue
+        if (f.file, f.checksum) in held:
+            continue  # rewritten with the same bytes: the manifest already has its row
+        if f.records == 0 and not f.error:
+            plans.append(FilePlan(f, "empty", "empty: 0 bytes" if f.size == 0 else "empty: no records"))
+            continue
         if f.checksum in seen:
             plans.append(FilePlan(f, "duplicate", f"same bytes as {seen[f.checksum]}"))
             continue

@@ -46,8 +46,8 @@ from cradle.catalog import (
     silver_tables,
 )
 from cradle.config import join_uri
-from cradle.ingest.landing import list_landing, matches, parse_files
-from cradle.ingest.plan import DeliveredFile, FilePlan, KnownFile, plan_files
+from cradle.ingest.files import receive
+from cradle.ingest.plan import FilePlan
 from cradle.ingest.quality import quality_metrics
 from cradle.ingest.validate import (
     check_rules,
@@ -97,11 +97,6 @@ class AccountingError(RuntimeError):
 
 def sql_list(values: list[str] | set[str]) -> str:
     return ", ".join("'" + str(v).replace("'", "''") + "'" for v in sorted(values)) or "NULL"
-
-
-def relative(path: str, landing_root: str) -> str:
-    root = landing_root.rstrip("/").removeprefix("file:")
-    return path.removeprefix("file:").removeprefix(root).lstrip("/")
 
 
 def delivery_day(file: str) -> date | None:
@@ -201,98 +196,6 @@ def run(job: Job) -> None:
     days = silver_days(job, batch, tables, tally)
     publish(job, batch, checked, tally, sources, tables, days, keys)
     report(job, batch, tally)
-
-
-# --- check: parse, type, validate, flag, count ------------------------------------------
-
-
-def receive(
-    job: Job, sources: dict[str, SourceSpec], keys: Keys
-) -> tuple[DataFrame | None, dict[str, list[FilePlan]]]:
-    """List and plan the new landing files and parse them into the encrypted staging copy.
-
-    Returns the staged parse result and every new file's plan (no plans: nothing new)."""
-    spark, lake, ctx, landing = job.spark, job.lake, job.ctx, job.env.landing_root
-    delivered_by_source: dict[str, list[tuple[str, int, object, str]]] = defaultdict(list)
-    for source, path, size, day, file_name in list_landing(spark, landing, ctx.run_date):
-        if source in sources and matches(sources[source].files, file_name):
-            delivered_by_source[source].append((path, size, day, file_name))
-    known_rows = (
-        lake.read(INGEST_MANIFEST)
-        .select("source", "file", "logical_file", "checksum", "status", "size")
-        .collect()
-        if delivered_by_source
-        else []
-    )
-    seen = {(r["source"], r["file"], r["size"]) for r in known_rows}
-    new = {
-        source: [f for f in files if (source, relative(f[0], landing), f[1]) not in seen]
-        for source, files in delivered_by_source.items()
-    }
-    new = {source: files for source, files in new.items() if files}
-    if not new:
-        return None, {}
-    log.info(
-        "ingest %s: parsing %d new file(s) from %d source(s)",
-        ctx.run_date,
-        sum(map(len, new.values())),
-        len(new),
-    )
-
-    # Parse every new file once; plain personal data never reaches disk, not even in staging.
-    formats = {f[0]: sources[source].format for source, files in new.items() for f in files}
-    pii = sorted({f for source in new for f in personal_fields(sources[source])})
-    fields = (
-        F.transform_values(
-            "fields", lambda k, v: F.when(k.isin(*pii), encrypt(v, keys.encryption_key)).otherwise(v)
-        )
-        if pii
-        else F.col("fields")
-    )
-    parse_files(spark, formats).select(
-        "path",
-        "kind",
-        "line",
-        encrypt(F.col("raw"), keys.encryption_key).alias("raw_enc"),
-        fields.alias("fields"),
-        "error",
-        "encoding",
-        "checksum",
-        "header",
-    ).write.mode("overwrite").parquet(join_uri(job.staging, "parsed"))
-    staged = spark.read.parquet(join_uri(job.staging, "parsed"))
-    meta = {r["path"]: r for r in staged.where(F.col("kind") == "file").drop("fields", "raw_enc").collect()}
-
-    plans: dict[str, list[FilePlan]] = {}
-    for source, files in new.items():
-        delivered = [
-            DeliveredFile(
-                file=relative(path, landing),
-                path=path,
-                delivery_date=day,
-                size=size,
-                checksum=meta[path]["checksum"],
-                encoding=meta[path]["encoding"],
-                header=tuple(meta[path]["header"] or ()) or None,
-                error=meta[path]["error"],
-            )
-            for path, size, day, _ in files
-        ]
-        known = [
-            KnownFile(r["file"], r["logical_file"], r["checksum"], r["status"])
-            for r in known_rows
-            if r["source"] == source
-        ]
-        spec = sources[source]
-        plans[source] = plan_files(delivered, known, tuple(spec.fields), spec.required_columns, spec.format)
-        by_status: dict[str, int] = defaultdict(int)
-        for p in plans[source]:
-            by_status[p.status] += 1
-            # Only what needs a look is logged per file; loaded files are counted.
-            level = logging.DEBUG if p.status == "loaded" else logging.INFO
-            log.log(level, "%s: %s %s%s", source, p.file.file, p.status, f" ({p.reason})" if p.reason else "")
-        log.info("%s: %s", source, ", ".join(f"{n} {status}" for status, n in sorted(by_status.items())))
-    return staged, plans
 
 
 def with_lineage(spark: SparkSession, staged: DataFrame, batch: Batch) -> DataFrame:
