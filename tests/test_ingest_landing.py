@@ -247,11 +247,6 @@ def test_same_size_overwrite_in_place_is_a_new_version(
     assert [r[0] for r in amount.collect()] == [300.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stage.write_manifest marks superseded every manifest row of the replaced file name, "
-    "the new version's row too (it matches on source and file only); owned by helper `stage`",
-)
 def test_in_place_overwrite_supersedes_only_the_old_row(odd_run: Lake, spark: SparkSession) -> None:
     test_same_size_overwrite_in_place_is_a_new_version  # noqa: B018 - runs after it (file order)
     rows = (
