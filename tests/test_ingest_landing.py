@@ -245,10 +245,7 @@ def test_same_size_overwrite_in_place_is_a_new_version(
         .select("amount")
     )
     assert [r[0] for r in amount.collect()] == [300.0]
-
-
-def test_in_place_overwrite_supersedes_only_the_old_row(odd_run: Lake, spark: SparkSession) -> None:
-    test_same_size_overwrite_in_place_is_a_new_version  # noqa: B018 - runs after it (file order)
+    # The manifest supersedes only the old version's row.
     rows = (
         odd_run.read(INGEST_MANIFEST)
         .where(F.col("file").endswith("pos_orders_with space.csv"))
