@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from cradle.graph import Algorithm, Engine, connected_components
+from cradle.graph import SINGLE_TASK_ROWS, Algorithm, Engine, connected_components
 from cradle.identity.graph import link_edges, normalised, record_components
 from cradle.identity.settings import IdentityConfig
 
@@ -202,10 +202,18 @@ def drop_conflicting_edges(links: DataFrame, conflicted: DataFrame, level: int) 
     )
 
 
-def components(links: DataFrame, engine: Engine, algorithm: Algorithm, checkpoint_interval: int) -> DataFrame:
+def components(
+    links: DataFrame,
+    engine: Engine,
+    algorithm: Algorithm,
+    checkpoint_interval: int,
+    single_task_rows: int = SINGLE_TASK_ROWS,
+) -> DataFrame:
     """``links`` (record_id, value_id, ...) with the ``component`` of each record."""
     vertices, edges = link_edges(links)
-    labels = connected_components(vertices, edges, engine, algorithm, checkpoint_interval)
+    labels = connected_components(
+        vertices, edges, engine, algorithm, checkpoint_interval, single_task_rows=single_task_rows
+    )
     per_record = record_components(links, labels)
     return links.drop("component").join(per_record, on="record_id", how="inner")
 
@@ -216,6 +224,7 @@ def split_components(
     engine: Engine,
     algorithm: Algorithm,
     checkpoint_interval: int = 1,
+    single_task_rows: int = SINGLE_TASK_ROWS,
 ) -> tuple[DataFrame, DataFrame]:
     """Cluster linking occurrences, splitting components that break ``max_per_person``.
 
@@ -223,7 +232,7 @@ def split_components(
     is_verified, ...). Returns (links with ``component`` (before splitting) and ``cluster``
     (after), split audit rows (component, id_type, values, level, outcome)).
     """
-    labelled = components(links, engine, algorithm, checkpoint_interval).localCheckpoint()
+    labelled = components(links, engine, algorithm, checkpoint_interval, single_task_rows).localCheckpoint()
     current = labelled.withColumn("cluster", F.col("component"))
     # Conflicts are always keyed by the current cluster label.
     open_conflicts = conflicts(labelled, registry).localCheckpoint()
@@ -240,7 +249,7 @@ def split_components(
         ).drop("component")
         # Dropped edges stay out of the clustering; every record keeps at least one value.
         reclustered = (
-            components(kept, engine, algorithm, checkpoint_interval)
+            components(kept, engine, algorithm, checkpoint_interval, single_task_rows)
             .withColumnRenamed("component", "cluster")
             .withColumnRenamed("original", "component")
         )
@@ -279,6 +288,7 @@ def cluster_records(
     engine: Engine,
     algorithm: Algorithm,
     checkpoint_interval: int = 1,
+    single_task_rows: int = SINGLE_TASK_ROWS,
 ) -> tuple[DataFrame, DataFrame, DataFrame]:
     """Cluster records through their linking values, with the split guard.
 
@@ -288,7 +298,9 @@ def cluster_records(
     links = occurrences.join(
         values.where(F.col("status") == "link").select("value_id"), on="value_id", how="left_semi"
     )
-    clustered, split_audit = split_components(links, registry, engine, algorithm, checkpoint_interval)
+    clustered, split_audit = split_components(
+        links, registry, engine, algorithm, checkpoint_interval, single_task_rows
+    )
     clustered = clustered.localCheckpoint()
     per_record = clustered.groupBy("record_id").agg(
         F.min("component").alias("component"), F.min("cluster").alias("cluster")

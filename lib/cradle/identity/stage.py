@@ -128,6 +128,7 @@ def run(job: Job) -> None:
         engine,
         job.env.graph.algorithm,
         job.env.graph.checkpoint_interval,
+        job.env.graph.single_task_rows,
     )
     clusters = clusters.localCheckpoint()
     phases.done("components")
