@@ -2,8 +2,10 @@
 against the generator's truth (issue #11.4). A regression in ingestion or identity fails
 here, in ``make test``, not only in the demo.
 
-The module fixture generates ``MEMBERS`` x ``DAYS`` (sized to keep generation plus the
-pipeline within about two minutes on two quiet cores), then runs ``STAGES`` as the demo
+The module fixture generates ``MEMBERS`` x ``DAYS`` (small, to keep generation plus the
+pipeline within a few minutes on two quiet cores; not yet timed on a quiet machine: on the
+shared machine, load 25-37, 400 x 30 took 45 minutes for its first run), then runs
+``STAGES`` as the demo
 does: a catch-up run to the day before the last, then the last day as a daily run. The
 pipeline runs in its own process: it needs a lake (and metastore) of its own, which the
 test session's Spark cannot switch to. The evaluators then read that lake by path.
@@ -32,7 +34,9 @@ from cradle.generate.settings import Params, load_settings
 from cradle.graph import resolve_engine
 from cradle.lake import Lake
 
-MEMBERS, DAYS, START, SEED = 400, 30, date(2026, 1, 1), 5
+# 21 days from 5 February span the CRM's added column (from 15 February, conf/generator.yaml)
+# and the product launch on day 20, so every file-level defect kind is injected.
+MEMBERS, DAYS, START, SEED = 300, 21, date(2026, 2, 5), 5
 STAGES = ("ingest", "identity", "profile")
 LAST = START + timedelta(days=DAYS - 1)
 
