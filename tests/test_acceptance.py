@@ -2,8 +2,10 @@
 against the generator's truth (issue #11.4). A regression in ingestion or identity fails
 here, in ``make test``, not only in the demo.
 
-The module fixture generates ``MEMBERS`` x ``DAYS`` (sized to keep generation plus the
-pipeline within about two minutes on two quiet cores), then runs ``STAGES`` as the demo
+The module fixture generates ``MEMBERS`` x ``DAYS`` (small, to keep generation plus the
+pipeline within a few minutes on two quiet cores; not yet timed on a quiet machine: on the
+shared machine, load 25-37, 400 x 30 took 45 minutes for its first run), then runs
+``STAGES`` as the demo
 does: a catch-up run to the day before the last, then the last day as a daily run. The
 pipeline runs in its own process: it needs a lake (and metastore) of its own, which the
 test session's Spark cannot switch to. The evaluators then read that lake by path.
@@ -32,7 +34,9 @@ from cradle.generate.settings import Params, load_settings
 from cradle.graph import resolve_engine
 from cradle.lake import Lake
 
-MEMBERS, DAYS, START, SEED = 400, 30, date(2026, 1, 1), 5
+# 21 days from 5 February span the CRM's added column (from 15 February, conf/generator.yaml)
+# and the product launch on day 20, so every file-level defect kind is injected.
+MEMBERS, DAYS, START, SEED = 300, 21, date(2026, 2, 5), 5
 STAGES = ("ingest", "identity", "profile")
 LAST = START + timedelta(days=DAYS - 1)
 
@@ -116,9 +120,18 @@ def test_identity_largest_cluster_and_churn(evaluated):
     assert churn["changed"] == churn.get("changed_explained_by_true_merge", 0), churn
 
 
-def test_ingest_catches_every_defect_kind_and_quarantines_no_clean_row(evaluated):
+@pytest.mark.xfail(
+    strict=True,
+    reason="ingest leaves zero-byte files (a day without consent events) out of the manifest; "
+    "remove this mark once ingestion records them",
+)
+def test_ingest_records_every_delivered_file_in_the_manifest(evaluated):
     result = evaluated("ingest")
     assert result["files"]["not_in_manifest"] == 0, result["files"]
+
+
+def test_ingest_catches_every_defect_kind_and_quarantines_no_clean_row(evaluated):
+    result = evaluated("ingest")
     assert result["accounting"]["unbalanced_files"] == 0
     assert result["clean_quarantined"] == 0
     assert result["kinds_not_caught"] == [], result["defects"]

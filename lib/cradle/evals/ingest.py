@@ -260,15 +260,26 @@ def delivered_files(landing_root: str, until: date | None) -> list[str]:
     return found
 
 
-def file_coverage(lake: Lake, manifest: DataFrame, landing_root: str) -> dict[str, Any]:
-    """Every delivered file (up to the last ingest run's date) must be in the manifest."""
-    last = (
+def last_ingest_date(lake: Lake) -> date | None:
+    """Run date of the latest succeeded ingest run: files delivered later are not due yet."""
+    return (
         lake.read(JOB_RUNS)
         .where((F.col("job") == "ingest") & (F.col("status") == "succeeded"))
         .agg(F.max("run_date"))
         .first()[0]
     )
-    delivered = delivered_files(landing_root, last)
+
+
+def delivered_by(until: date | None) -> F.Column:
+    """Whether a landing file (``source/YYYY-MM-DD/name``) was delivered by ``until``."""
+    if until is None:
+        return F.lit(True)
+    return F.to_date(F.split(F.col("file"), "/").getItem(1)) <= F.lit(until)
+
+
+def file_coverage(lake: Lake, manifest: DataFrame, landing_root: str) -> dict[str, Any]:
+    """Every delivered file (up to the last ingest run's date) must be in the manifest."""
+    delivered = delivered_files(landing_root, last_ingest_date(lake))
     seen = {r["file"] for r in manifest.select("file").distinct().collect()}
     missing = [f for f in delivered if f not in seen]
     return {"delivered": len(delivered), "not_in_manifest": len(missing), "examples": missing[:5]}
@@ -287,7 +298,9 @@ def measure(spark: SparkSession, lake: Lake, landing_root: str, truth_dir: Path)
     truth = truth_dir / "defects.parquet"
     if truth.exists():
         record_person = spark.read.parquet(str(truth_dir / "record_person.parquet"))
-        defects = follow_corrections(spark.read.parquet(str(truth)), record_person, manifest)
+        # Only defects in files due by the last ingest run are judged.
+        due = spark.read.parquet(str(truth)).where(delivered_by(last_ingest_date(lake)))
+        defects = follow_corrections(due, record_person, manifest)
         silver, mobiles = silver_lines(lake)
         quarantined = quarantine.select("file", "line").distinct()
         judged = judge_rows(defects, quarantined, silver, mobiles, record_person).unionByName(
