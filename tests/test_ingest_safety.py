@@ -25,7 +25,7 @@ import cradle.ingest.stage as ingest_stage
 from cradle.catalog import JOB_RUNS, all_tables
 from cradle.lake import Lake
 from cradle.pipeline import make_context, run_stages
-from cradle.privacy import load_keys
+from cradle.privacy import hmac_hex, load_keys, protect_stray_mobiles
 from cradle.sources import load_sources
 from test_ingest_stage import POS_HEADER, put
 
@@ -164,6 +164,31 @@ def privacy_landing(root: Path) -> None:
         for i, phone in enumerate(FORMATS)
     )
     put(root, "wechat_events/2026-04-01/wechat_events_20260401.jsonl", wechat.encode())
+
+
+def test_stray_mobiles_are_recognised_in_every_format(spark: SparkSession, env) -> None:
+    key = load_keys(env).token_key
+    values = [
+        *FORMATS,
+        "100000000201",  # a real 12-digit card number
+        "3f2a13912345678b",  # digits glued to letters (an id), not a phone
+        "call 139 1234 0079 now",  # a phone inside text
+        None,
+    ]
+    got = (
+        spark.createDataFrame([(v,) for v in values], "v string")
+        .select(protect_stray_mobiles(F.col("v"), key).alias("p"))
+        .collect()
+    )
+    national = [f"1391234007{i}" for i in range(len(FORMATS))]
+    want = [
+        *(f"mobile:{hmac_hex(key, n)}" for n in national),
+        "100000000201",
+        "3f2a13912345678b",
+        "call 139****0079 now",
+        None,
+    ]
+    assert [r["p"] for r in got] == want
 
 
 PHONE = re.compile(r"(?<!\d)(?:0086|86)?1[3-9]\d{9}(?!\d)")
