@@ -105,7 +105,7 @@ def cradle(
         capture_output=True,
         check=False,
         text=True,
-        timeout=600,
+        timeout=1800,  # generous: a loaded 2-core machine runs these many times slower
     )
 
 
@@ -215,12 +215,12 @@ def as_text(frame: DataFrame) -> DataFrame:
 def test_no_plain_mobile_anywhere_after_ingest(spark: SparkSession, tmp_path: Path) -> None:
     lake_root, landing = tmp_path / "lake", tmp_path / "landing"
     privacy_landing(landing)
-    done = cradle(lake_root, landing, "ingest", "identity", "--run-date", RUN_DATE, "--verbose")
+    done = cradle(lake_root, landing, "ingest", "--run-date", RUN_DATE, "--verbose")
     assert done.returncode == 0, done.stderr[-3000:]
 
     leaks: dict[str, list[str]] = {}
     tables = delta_tables(lake_root)
-    assert {"silver.pos_orders", "bronze.landed_records", "bronze.quarantine", "gold.identity_values"} <= set(
+    assert {"silver.pos_orders", "bronze.landed_records", "bronze.quarantine", "ops.ingest_manifest"} <= set(
         tables
     )
     for name, path in tables.items():
