@@ -202,7 +202,7 @@ class MaskingFilter(logging.Filter):
 # digits inside identifiers (UUIDs, hex ids) are never taken for a phone.
 MOBILE_ALONE = r"(?<![0-9A-Za-z])" + MOBILE_IN_TEXT + r"(?![0-9A-Za-z])"
 # A value that is nothing but a mobile (any format): a phone typed into a card-number field.
-MOBILE_ONLY = r"^\s*" + MOBILE_IN_TEXT + r"\s*$"
+MOBILE_ONLY = r"^[\s\x00]*" + MOBILE_IN_TEXT + r"[\s\x00]*$"
 
 
 def is_mobile_value(value: Column) -> Column:

@@ -193,6 +193,7 @@ def run(job: Job) -> None:
         for name in sorted(batch.read)
     }
     tally = account(checked, survey, batch)  # raises before anything is published
+    log.info("ingest %s: %d rows checked, every file balances", job.ctx.run_date, tally.total("rows_read"))
     days = silver_days(job, batch, tables, tally)
     publish(job, batch, checked, tally, sources, tables, days, keys)
     report(job, batch, tally)
