@@ -66,7 +66,8 @@ SELECT one_id AS customer_id, CAST(order_no AS VARCHAR) AS order_id,
 FROM pos_orders WHERE amount > 0 AND event_date <= DATE '{day}'
 UNION ALL
 SELECT one_id, concat(platform, ':', order_id), CAST(pay_time AS DATE),
-       list_reduce(list_prepend(0.0::DOUBLE, list_transform(items, i -> i.qty * i.price)), (a, b) -> a + b)
+       list_reduce(list_prepend(0.0::DOUBLE, list_transform(items, lambda i: i.qty * i.price)),
+                   lambda a, b: a + b)
 FROM ecom_orders WHERE status = 'paid' AND event_date <= DATE '{day}'
 """
 FEED_TABLES = ("pos_orders", "ecom_orders")
@@ -99,6 +100,9 @@ def spark_part(lake: Lake, day: date) -> tuple[float, DataFrame, DataFrame]:
 
 
 def export(lake: Lake, folder: Path) -> None:
+    # Instants as Parquet TIMESTAMP (UTC-adjusted), not INT96, so DuckDB reads them as
+    # TIMESTAMPTZ and dates them in the session time zone as Spark does.
+    lake.spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     tables = silver_tables(load_sources().sources)
     for name in EXPORTED:
         lake.read(tables[name]).write.mode("overwrite").parquet(str(folder / name))
