@@ -202,6 +202,19 @@ def main(argv: list[str] | None = None) -> int:
     rebuild = run(["identity"], last, full=True)
     result["identity_full_rebuild"] = stage_seconds(lake, rebuild, "identity")
     result["incremental_vs_full"] = compare(after_daily, assignment(lake))
+    agreement = result["incremental_vs_full"]
+    identical = agreement["records_with_different_id"] == 0 and agreement["ids_mapping_to_several"] == 0
+    incremental_s = result["identity_incremental_day"]["seconds"]
+    full_s = result["identity_full_rebuild"]["seconds"]
+    result["incremental_over_full"] = round(incremental_s / full_s, 3) if full_s else None
+    result["assignments_identical"] = identical
+    print(
+        f"identity after {args.days - 1} days of history, {args.members} members: "
+        f"incremental day {incremental_s:.1f} s, --full {full_s:.1f} s, "
+        f"ratio {result['incremental_over_full']}, assignments identical: {identical} "
+        f"({agreement['records']} records, {agreement['records_with_different_id']} with another id)",
+        flush=True,
+    )
     stats = lake.read(IDENTITY_GRAPH_STATS).where(F.col("run_id") == rebuild).first().asDict()
     result["graph_stats_full"] = {k: v for k, v in stats.items() if k not in ("ingest_runs", "run_id")}
 
@@ -217,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     result["components_agree"] = result["scipy"]["components"] == result["spark_builtin"]["components"]
     print(json.dumps(result, indent=2, default=str))
     (work / "result.json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
-    return 0
+    return 0 if identical and result["components_agree"] else 1
 
 
 if __name__ == "__main__":

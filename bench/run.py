@@ -26,6 +26,7 @@ QUICK: dict[str, list[str]] = {
     "ingest": ["--members", "20000", "--days", "3"],
     "identity": ["--members", "5000", "--days", "10", "--work", "/tmp/cradle-bench-identity"],
     "graph": ["--n", "100000", "--identity-scale", "0.1", "--work", "/tmp/cradle-bench-graph"],
+    "profile": ["--members", "3000", "--days", "30", "--work", "/tmp/cradle-bench-profile"],
 }
 
 
