@@ -147,12 +147,15 @@ def parse_csv(contents: DataFrame) -> DataFrame:
         header_error.alias("header_error"),
         header.alias("header"),
         F.greatest(F.size("recs") - 1, F.lit(0)).alias("records"),
+        F.size("recs").alias("n"),
     )
 
-    # One row per file (pos 0) and per record (pos >= 2; pos 1 is the header line).
-    rows = files.select(
-        "*", F.posexplode(F.concat(F.array(F.lit(None).cast("string")), "recs")).alias("pos", "raw")
-    )
+    # One row per file (pos 0) and per record (pos >= 2; pos 1 is the header line). The
+    # array itself is not carried along: each row would hold the whole file again.
+    keep = ["path", "checksum", "encoding", "decode_error", "truncated", "header_error", "header"]
+    keep += ["records", "n"]
+    exploded = F.posexplode(F.concat(F.array(F.lit(None).cast("string")), "recs")).alias("pos", "raw")
+    rows = files.select(*keep, exploded)
     before = Window.partitionBy("path").orderBy("pos").rowsBetween(Window.unboundedPreceding, -1)
     newlines = F.length("raw") - F.length(F.replace("raw", F.lit("\n"), F.lit("")))
     rows = rows.withColumn(
@@ -179,7 +182,7 @@ def parse_csv(contents: DataFrame) -> DataFrame:
         F.col("header_error").isNull() & (raw != "") & err.isNull() & (F.size(toks) == F.size("header")),
         F.map_from_arrays("header", values),
     ).otherwise(none)
-    last = F.col("truncated") & (F.col("pos") == F.size("recs")) & (F.col("pos") >= 2)
+    last = F.col("truncated") & (F.col("pos") == F.col("n")) & (F.col("pos") >= 2)
     is_file = F.col("pos") == 0
     return rows.select(
         "path",
