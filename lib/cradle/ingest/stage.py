@@ -498,6 +498,7 @@ def write_manifest(job: Job, batch: Batch, tally: Tally) -> None:
             "delivery_date": p.file.delivery_date,
             "size": p.file.size,
             "checksum": p.file.checksum,
+            "modified": p.file.modified,
             "encoding": p.file.encoding,
             "status": p.status,
             "reason": mask_text_str(p.reason) if p.reason else None,
