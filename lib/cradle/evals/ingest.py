@@ -188,8 +188,10 @@ def judge_files(defects: DataFrame, manifest: DataFrame, landing_root: str) -> D
         for r in judged.where((F.col("kind") == "encoding_gbk") & (F.col("encoding") == "utf-8")).collect()
         if Path(landing_root, r["file"]).read_bytes().isascii()
     }
+    # A file with no records (header only) is `empty` whatever else holds for it: a copy of
+    # it doubles no row and a reordered header misreads none, so `empty` handles both.
     caught = (
-        F.when(F.col("kind") == "duplicate_file", F.col("status") == "duplicate")
+        F.when(F.col("kind") == "duplicate_file", F.col("status").isin("duplicate", "empty"))
         # The truth names the original: it must have been superseded by its correction.
         .when(F.col("kind") == "corrected_file", F.col("status") == "superseded")
         .when(
@@ -197,7 +199,7 @@ def judge_files(defects: DataFrame, manifest: DataFrame, landing_root: str) -> D
             (F.col("encoding") == "gb18030") | F.col("file").isin(*ascii_files),
         )
         .when(F.col("kind") == "encoding_bom", F.col("encoding") == "utf-8-sig")
-        .when(F.col("kind") == "reordered_columns", F.col("status").isin("loaded", "superseded"))
+        .when(F.col("kind") == "reordered_columns", F.col("status").isin("loaded", "superseded", "empty"))
         # The truth names the added column; the manifest must list it among the file's columns.
         .when(F.col("kind") == "added_column", F.array_contains("columns", F.col("field")))
     )
