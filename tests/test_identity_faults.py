@@ -115,7 +115,7 @@ def test_identity_killed_during_its_writes_recovers_to_the_clean_result(
     assert done.returncode == 0, done.stderr[-3000:]
     for i, fault in enumerate(FAULTS):
         killed = cradle(
-            faulted, landing, "identity", "--run-date", day, "--run-id", f"killed{i}", fault=fault
+            small_conf, faulted, landing, "identity", "--run-date", day, "--run-id", f"killed{i}", fault=fault
         )
         assert killed.returncode == -9, (
             f"{fault}: expected SIGKILL, got {killed.returncode}\n{killed.stderr[-3000:]}"
