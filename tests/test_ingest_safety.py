@@ -249,7 +249,8 @@ def test_no_plain_mobile_anywhere_after_ingest(spark: SparkSession, tmp_path: Pa
 # --- a SIGKILL at each fault point, then a re-run -----------------------------------------------
 
 RUN_IDS = ("ingest_run_id", "_ingest_run_id", "run_id")
-TIMES = ("ingested_at", "started_at", "ended_at", "duration_s")
+# `modified` is the landing file's mtime: each copy of the landing area is written anew.
+TIMES = ("ingested_at", "started_at", "ended_at", "duration_s", "modified")
 
 
 def crash_landing(root: Path) -> None:
